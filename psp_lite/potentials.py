@@ -1,0 +1,102 @@
+"""Post-synaptic potentials: the inputs z of every activation (Eq. 2), read off any model.
+
+`capture(model, x)` runs the model once and returns its output together with an ordered mapping
+name -> z, one entry per call of an activation module, in forward order, the logits last.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+#: Activation modules whose input is a post-synaptic potential z (Eq. 2).
+ACTIVATIONS: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
+    nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh,
+    nn.Softplus, nn.Softsign, nn.LogSigmoid, nn.Tanhshrink,
+)
+
+OUTPUT = "output"
+
+
+def activation_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The (name, module) pairs of `model` whose inputs are potentials, in registration order."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, ACTIVATIONS)]
+
+
+@contextmanager
+def watch_potentials(
+    model: nn.Module, on_potential: Callable[[str, Tensor], None]
+) -> Iterator[None]:
+    """Call `on_potential(name, z)` for every activation-module call while the block runs.
+
+    In-place activations are switched to out-of-place for the duration, so z keeps its
+    pre-activation values and autograd can differentiate through it. On exit (also after an
+    exception) every hook is removed and every `inplace` flag restored.
+    """
+    calls: dict[str, int] = {}
+    handles = []
+    saved_flags: list[tuple[nn.Module, bool]] = []
+
+    def make_hook(name: str) -> Callable:
+        def hook(module: nn.Module, args: tuple) -> None:
+            count = calls.get(name, 0) + 1
+            calls[name] = count
+            key = name if count == 1 else f"{name}#{count}"
+            if args and isinstance(args[0], Tensor):
+                on_potential(key, args[0])
+
+        return hook
+
+    try:
+        for name, module in activation_modules(model):
+            if getattr(module, "inplace", False):
+                saved_flags.append((module, True))
+                module.inplace = False
+            handles.append(module.register_forward_pre_hook(make_hook(name or type(module).__name__)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, flag in saved_flags:
+            module.inplace = flag
+
+
+def no_potentials_error(model: nn.Module) -> ValueError:
+    return ValueError(
+        f"{type(model).__name__} produced no post-synaptic potentials: none of its activations is an "
+        "nn.Module (functional calls such as F.relu cannot be seen). Use nn.ReLU() etc. as "
+        "submodules, or pass include_output=True to regularize the logits alone."
+    )
+
+
+def capture(
+    model: nn.Module, x: Tensor, *, include_output: bool = True
+) -> tuple[Tensor, OrderedDict[str, Tensor]]:
+    """Run `model(x)`; return `(output, potentials)` with potentials name -> z in forward order.
+
+    z is the input of each activation-module call (Eq. 2); a module called twice gives `name`
+    and `name#2`. With `include_output`, the logits (the last layer's z) are the last entry,
+    under the name ``"output"``. The tensors stay in the autograd graph.
+    """
+    potentials: OrderedDict[str, Tensor] = OrderedDict()
+    with watch_potentials(model, potentials.__setitem__):
+        output = model(x)
+    if include_output:
+        if not isinstance(output, Tensor):
+            raise TypeError(
+                f"{type(model).__name__} returned {type(output).__name__}, not a tensor of logits; "
+                "pass include_output=False or wrap the model so that it returns one tensor."
+            )
+        potentials[OUTPUT] = output
+    return output, potentials
+
+
+@torch.no_grad()
+def mean_square(potentials: OrderedDict[str, Tensor]) -> OrderedDict[str, float]:
+    """Per-layer, detached <z^2>: mean of z^2 over batch, neurons and positions (Fig. 2b)."""
+    return OrderedDict((name, z.detach().float().square().mean().item()) for name, z in potentials.items())
