@@ -1,0 +1,112 @@
+"""psp_penalty's two normalizations, its gradient (Eq. 15), the fused form, and l2 (Eq. 3-5)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from psp_lite import PSPGradient, capture, l2_penalty, psp_penalty
+from psp_lite.models import LeNet5
+
+
+def known_potentials() -> dict[str, torch.Tensor]:
+    # batch of 2; layer a has 3 neurons, layer b has 2x2 positions of 1 channel
+    a = torch.tensor([[1.0, 2.0, 3.0], [0.0, -1.0, 1.0]])
+    b = torch.tensor([[[[2.0, 0.0], [0.0, 0.0]]], [[[0.0, 0.0], [0.0, 4.0]]]])
+    return {"a": a, "b": b}
+
+
+def test_paper_normalization_is_half_sum_per_example_averaged_over_batch():
+    # sum z^2: a -> 1+4+9+0+1+1 = 16, b -> 4+16 = 20; 0.5 * 36 / 2 = 9
+    assert psp_penalty(known_potentials(), 0.1, "paper").item() == pytest.approx(0.9)
+
+
+def test_reference_normalization_is_mean_over_layers_of_mean_z_squared():
+    # mean z^2: a -> 16/6, b -> 20/8; mean over the 2 layers
+    expected = 0.1 * (16 / 6 + 20 / 8) / 2
+    assert psp_penalty(known_potentials(), 0.1, "reference").item() == pytest.approx(expected)
+
+
+def test_penalty_accepts_a_sequence_and_defaults_to_paper():
+    zs = list(known_potentials().values())
+    assert psp_penalty(zs, 2.0).item() == pytest.approx(18.0)
+
+
+@pytest.mark.parametrize("lam", [-1e-3, math.nan, math.inf, "0.1", None, True])
+def test_bad_lambda_is_a_value_error(lam):
+    with pytest.raises(ValueError, match="lambda"):
+        psp_penalty(known_potentials(), lam)
+
+
+def test_unknown_normalization_is_a_value_error_naming_both():
+    with pytest.raises(ValueError, match="'paper'.*'reference'"):
+        psp_penalty(known_potentials(), 1e-3, "layer")
+
+
+def test_empty_potentials_is_an_error_that_says_what_to_do():
+    with pytest.raises(ValueError, match="F.relu"):
+        psp_penalty({}, 1e-3)
+
+
+def test_autograd_gradient_of_paper_penalty_equals_eq15_by_hand_float64():
+    """Two-layer tanh MLP: the local term of Eq. 13 plus the term from the later layer (Eq. 15)."""
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+    x = torch.randn(6, 5, dtype=torch.float64)
+    _, z = capture(net, x)
+    lam, batch = 0.3, x.shape[0]
+    psp_penalty(z, lam, "paper").backward()
+
+    w1, b1, w2 = net[0].weight.detach(), net[0].bias.detach(), net[2].weight.detach()
+    z1 = x @ w1.T + b1
+    y1 = torch.tanh(z1)
+    z2 = y1 @ w2.T + net[2].bias.detach()
+    # layer 2 (the output): only its own (local) term, dz/dw = y1, dz/db = 1 (Eq. 16)
+    g_w2 = lam * z2.T @ y1 / batch
+    g_b2 = lam * z2.sum(0) / batch
+    # layer 1: local term z1 * x plus the p > l term reaching back through w2 and tanh'
+    delta1 = z1 + (z2 @ w2) * (1 - y1**2)
+    g_w1 = lam * delta1.T @ x / batch
+    g_b1 = lam * delta1.sum(0) / batch
+    for got, want in [(net[2].weight.grad, g_w2), (net[2].bias.grad, g_b2),
+                      (net[0].weight.grad, g_w1), (net[0].bias.grad, g_b1)]:
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("normalization", ["paper", "reference"])
+def test_fused_gradient_equals_autograd_of_the_penalty(normalization):
+    torch.manual_seed(2)
+    net = LeNet5().double()
+    x = torch.randn(5, 1, 28, 28, dtype=torch.float64)
+    y = torch.randint(0, 10, (5,))
+    out, z = capture(net, x)
+    (F.cross_entropy(out, y) + psp_penalty(z, 0.05, normalization)).backward()
+    expected = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    with PSPGradient(net, 0.05, normalization) as psp:
+        F.cross_entropy(psp(x), y).backward()
+        penalty = psp.penalty()
+    assert penalty == pytest.approx(psp_penalty(z, 0.05, normalization).item(), rel=1e-12)
+    for got, want in zip((p.grad for p in net.parameters()), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-14)
+    assert not any(m._forward_pre_hooks for m in net.modules())
+
+
+def test_l2_penalty_gradient_is_sgd_weight_decay():
+    torch.manual_seed(3)
+    a, b = nn.Linear(4, 3), nn.Linear(4, 3)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(8, 4)
+    opt_a = torch.optim.SGD(a.parameters(), lr=0.1, weight_decay=1e-2)
+    opt_b = torch.optim.SGD(b.parameters(), lr=0.1)
+    a(x).square().mean().backward()
+    (b(x).square().mean() + l2_penalty(b, 1e-2)).backward()
+    opt_a.step()
+    opt_b.step()
+    torch.testing.assert_close(a.weight, b.weight)
+    torch.testing.assert_close(a.bias, b.bias)
+    assert l2_penalty([torch.tensor([3.0, 4.0])], 0.5).item() == pytest.approx(6.25)
