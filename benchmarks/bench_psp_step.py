@@ -67,7 +67,8 @@ def main() -> None:
     med = {name: statistics.median(t) for name, t in times.items()}
     print(f"device {device}, threads {torch.get_num_threads()}, {args.steps} steps each")
     for name in variants:
-        print(f"{name:>6}: {1e3 * med[name]:7.2f} ms/step   ratio to plain {med[name] / med['plain']:.3f}")
+        ratio = med[name] / med["plain"]
+        print(f"{name:>6}: {1e3 * med[name]:7.2f} ms/step   ratio to plain {ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -57,21 +57,14 @@ def watch_potentials(
             if getattr(module, "inplace", False):
                 saved_flags.append((module, True))
                 module.inplace = False
-            handles.append(module.register_forward_pre_hook(make_hook(name or type(module).__name__)))
+            hook = make_hook(name or type(module).__name__)
+            handles.append(module.register_forward_pre_hook(hook))
         yield
     finally:
         for handle in handles:
             handle.remove()
         for module, flag in saved_flags:
             module.inplace = flag
-
-
-def no_potentials_error(model: nn.Module) -> ValueError:
-    return ValueError(
-        f"{type(model).__name__} produced no post-synaptic potentials: none of its activations is an "
-        "nn.Module (functional calls such as F.relu cannot be seen). Use nn.ReLU() etc. as "
-        "submodules, or pass include_output=True to regularize the logits alone."
-    )
 
 
 def capture(
@@ -99,4 +92,5 @@ def capture(
 @torch.no_grad()
 def mean_square(potentials: OrderedDict[str, Tensor]) -> OrderedDict[str, float]:
     """Per-layer, detached <z^2>: mean of z^2 over batch, neurons and positions (Fig. 2b)."""
-    return OrderedDict((name, z.detach().float().square().mean().item()) for name, z in potentials.items())
+    return OrderedDict((name, z.detach().float().square().mean().item())
+                       for name, z in potentials.items())

@@ -1,0 +1,110 @@
+"""`psp-lite reproduce fig2|fig3|table1|table2`: the paper's results measured beside its own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+from psp_lite.data import DatasetNotFoundError
+from psp_lite.device import describe, pick_device
+from psp_lite.train import TrainingDiverged
+
+#: target -> (default dataset, regularizers compared)
+TARGETS = {
+    "fig2": ("mnist", ("none", "l2", "psp")),
+    "fig3": ("mnist", ("l2", "psp")),
+    "table1": ("fashion-mnist", ("none", "l2", "psp")),
+    "table2": ("cifar10", ("l2", "psp")),
+}
+CIFAR_MODELS = ("resnet18", "mobilenetv2", "allcnnc")
+
+#: --quick: a short but real protocol (one seed, real data) that ends in minutes on a laptop CPU.
+QUICK = {
+    "mnist": dict(epochs=3, train_subset=20000),
+    "fashion-mnist": dict(epochs=3, train_subset=20000),
+    "cifar10": dict(epochs=2, train_subset=2000, test_subset=1000),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="psp-lite", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("reproduce", help="train and write a figure or table of the paper")
+    rep.add_argument("target", choices=sorted(TARGETS))
+    rep.add_argument("--dataset", help="override the target's dataset (e.g. fashion-mnist)")
+    rep.add_argument("--epochs", type=int, help="epochs per run (default: the paper's)")
+    rep.add_argument("--seeds", type=int, default=1, help="number of seeds (paper: 10)")
+    rep.add_argument("--quick", action="store_true",
+                     help="one seed, a few epochs on a subset of the real data (minutes on a CPU)")
+    rep.add_argument("--models", nargs="+", choices=CIFAR_MODELS, default=list(CIFAR_MODELS),
+                     help="table2 only: which CIFAR-10 networks")
+    rep.add_argument("--data-dir", type=Path, help="where the datasets are (or should go)")
+    rep.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
+    rep.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    rep.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    return parser
+
+
+def reproduce(args: argparse.Namespace) -> list[Path]:
+    """Train what `args.target` needs and write its figures and table; return the paths."""
+    from psp_lite import experiments, plots
+
+    matplotlib.use("Agg")
+    default_dataset, regularizers = TARGETS[args.target]
+    dataset = args.dataset or default_dataset
+    overrides = dict(QUICK.get(dataset, {})) if args.quick else {}
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    seeds = tuple(range(1 if args.quick else args.seeds))
+    device = pick_device(args.device)
+    print(f"psp-lite reproduce {args.target}: {dataset}, seeds {list(seeds)}, "
+          f"{overrides or 'paper protocol'}, on {describe(device)}", file=sys.stderr)
+    models = args.models if args.target == "table2" else [None]
+    results, rows = {}, []
+    for model in models:
+        results = experiments.compare(dataset, regularizers, seeds=seeds, model=model,
+                                      data_dir=args.data_dir, device=device,
+                                      progress=not args.no_progress, **overrides)
+        rows += experiments.summarize(results)
+        note = next(iter(results.values()))[0].data_note
+        if note:
+            print(f"data: {note}", file=sys.stderr)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    written = list(experiments.write_table(rows, out / args.target))
+    figures = {
+        "fig2": {"fig2a_test_error": plots.test_error_curves, "fig2b_z2": plots.z2_curves},
+        "fig3": {"fig3_weights": plots.weight_histograms},
+        "table1": {"table1_test_error": plots.test_error_curves, "table1_z2": plots.z2_curves},
+        "table2": {},
+    }[args.target]
+    for name, draw in figures.items():
+        fig = draw(results)
+        fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
+        written.append(out / f"{name}.png")
+    print(experiments.to_markdown(rows))
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "reproduce":
+            for path in reproduce(args):
+                print(f"wrote {path}", file=sys.stderr)
+        return 0
+    except (DatasetNotFoundError, TrainingDiverged, ValueError) as error:
+        print(f"psp-lite: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("psp-lite: interrupted; finished runs are cached and will be reused.",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

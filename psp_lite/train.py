@@ -1,0 +1,239 @@
+"""One training run = one `RunConfig` -> one `RunHistory` (per-epoch numbers), cached on disk.
+
+The defaults are the authors' LeNet5 protocol: SGD lr 0.1, no momentum, batch 100, test batch
+1000. `paper_config` gives each experiment's full protocol; `run` trains or reuses the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from psp_lite import cache
+from psp_lite.data import TensorData, batches, load_dataset
+from psp_lite.device import describe, pick_device
+from psp_lite.models import build_model
+from psp_lite.potentials import OUTPUT, watch_potentials
+from psp_lite.regularizers import PSPGradient, check_lambda, check_normalization
+
+REGULARIZERS = ("none", "l2", "psp")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's numbers (data location and progress bars do not)."""
+
+    dataset: str = "mnist"
+    model: str = "lenet5"
+    regularizer: str = "none"  # "none" | "l2" (SGD weight decay, Eq. 3-5) | "psp" (Eq. 7)
+    lam: float = 0.0  # weight decay for l2, lambda for psp
+    normalization: str = "reference"  # psp only: "paper" | "reference"
+    epochs: int = 10
+    batch_size: int = 100
+    test_batch_size: int = 1000
+    lr: float = 0.1
+    momentum: float = 0.0
+    lr_milestones: tuple[int, ...] = ()  # epochs after which lr is multiplied by lr_gamma
+    lr_gamma: float = 0.1
+    augment: bool = False  # CIFAR-10 random crop + flip
+    seed: int = 0
+    device: str = "auto"  # resolved to "cpu" / "cuda" / "mps" before a run is keyed
+    train_subset: int | None = None
+    test_subset: int | None = None
+    snapshot_epochs: tuple[int, ...] = ()  # weights are kept at these epochs and the last
+
+    def __post_init__(self) -> None:
+        if self.regularizer not in REGULARIZERS:
+            raise ValueError(
+                f"unknown regularizer {self.regularizer!r}; use one of {REGULARIZERS}.")
+        check_lambda(self.lam)
+        check_normalization(self.normalization)
+        if self.regularizer == "none" and self.lam != 0:
+            raise ValueError("regularizer 'none' takes lam=0; use regularizer='l2' or 'psp'.")
+        for name in ("epochs", "batch_size", "test_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}.")
+
+    def resolved(self) -> RunConfig:
+        """The same config with `device` naming the device type the run will use."""
+        return dataclasses.replace(self, device=pick_device(self.device).type)
+
+    @property
+    def label(self) -> str:
+        """Short legend label, e.g. 'PSP (λ=1e-03)'."""
+        if self.regularizer == "none":
+            return "no regularization"
+        return f"{'PSP' if self.regularizer == 'psp' else 'l2'} (λ={self.lam:.0e})"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        d = dict(d)
+        for key in ("lr_milestones", "snapshot_epochs"):
+            d[key] = tuple(d.get(key, ()))
+        return cls(**d)
+
+
+@dataclass
+class RunHistory:
+    """Per-epoch record of one run (index i is epoch i + 1)."""
+
+    config: RunConfig
+    train_loss: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_error: list[float] = field(default_factory=list)  # percent
+    z2: list[float] = field(default_factory=list)  # layer-mean <z^2> on the test set (Fig. 2b)
+    z2_layers: dict[str, list[float]] = field(default_factory=dict)
+    seconds: list[float] = field(default_factory=list)  # wall time per epoch
+    weights: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # epoch -> name -> flat
+    device: str = ""
+    data_note: str = ""
+
+    @property
+    def epochs(self) -> list[int]:
+        return list(range(1, len(self.test_error) + 1))
+
+    def final_error(self, last: int = 1) -> float:
+        """Mean test error (%) over the last `last` epochs."""
+        return float(np.mean(self.test_error[-last:]))
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def paper_config(
+    dataset: str, regularizer: str, model: str | None = None, **overrides
+) -> RunConfig:
+    """The paper's protocol for `dataset` and `regularizer` (reference-code-facts.md)."""
+    if dataset in ("mnist", "fashion-mnist", "synthetic-mnist"):
+        lam = {"none": 0.0, "l2": 1e-4, "psp": 1e-3}[regularizer]
+        base = dict(model=model or "lenet5", epochs=50 if dataset == "mnist" else 150,
+                    batch_size=100, lr=0.1, momentum=0.0)
+    elif dataset in ("cifar10", "synthetic-cifar10"):
+        lam = {"none": 0.0, "l2": 5e-4, "psp": 1e-3}[regularizer]
+        base = dict(model=model or "resnet18", epochs=450, batch_size=128, lr=0.1, momentum=0.9,
+                    lr_milestones=(150, 250, 350), augment=True, test_batch_size=500)
+    else:
+        raise ValueError(f"no paper protocol for dataset {dataset!r}.")
+    return RunConfig(**{**dict(dataset=dataset, regularizer=regularizer, lam=lam, **base),
+                        **overrides})
+
+
+def layer_names(model: nn.Module, captured: list[str]) -> list[str]:
+    """Readable names for the captured potentials: the producing layer where the model says."""
+    names = getattr(model, "potential_layers", None)
+    return list(names) if names and len(names) == len(captured) else captured
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: TensorData, batch_size: int) -> tuple[float, float, dict]:
+    """Test loss, test error (%) and per-potential <z^2> over the whole test set."""
+    model.eval()
+    sums: OrderedDict[str, float] = OrderedDict()
+    counts: dict[str, int] = {}
+
+    def record(name: str, z: torch.Tensor) -> None:
+        sums[name] = sums.get(name, 0.0) + z.double().square().sum().item()
+        counts[name] = counts.get(name, 0) + z.numel()
+
+    loss_sum, wrong = 0.0, 0
+    with watch_potentials(model, record):
+        for x, y in batches(data.test_x, data.test_y, batch_size):
+            out = model(x)
+            record(OUTPUT, out)
+            loss_sum += F.cross_entropy(out, y, reduction="sum").item()
+            wrong += (out.argmax(1) != y).sum().item()
+    n = len(data.test_y)
+    return loss_sum / n, 100.0 * wrong / n, OrderedDict((k, sums[k] / counts[k]) for k in sums)
+
+
+def train(config: RunConfig, data: TensorData | None = None, *, data_dir: str | Path | None = None,
+          progress: bool = True) -> RunHistory:
+    """Train one run from scratch (no cache) and return its history."""
+    config = config.resolved()
+    device = torch.device(config.device)
+    if data is None:
+        data = load_dataset(config.dataset, data_dir, device=device,
+                            train_subset=config.train_subset, test_subset=config.test_subset)
+    torch.manual_seed(config.seed)  # same initialization per seed for every regularizer
+    model = build_model(config.model).to(device)
+    weight_decay = config.lam if config.regularizer == "l2" else 0.0
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones),
+                                                     config.lr_gamma)
+    order = torch.Generator().manual_seed(config.seed)
+    psp_lam = config.lam if config.regularizer == "psp" else 0.0
+    history = RunHistory(config, device=describe(device), data_note=data.note)
+    keep = {e if e > 0 else config.epochs + 1 + e for e in config.snapshot_epochs} | {config.epochs}
+
+    bar = tqdm(range(1, config.epochs + 1), desc=config.label, unit="epoch", disable=not progress)
+    with PSPGradient(model, psp_lam, config.normalization) as forward:
+        for epoch in bar:
+            start = time.perf_counter()
+            model.train()
+            total, seen = 0.0, 0
+            steps = tqdm(batches(data.train_x, data.train_y, config.batch_size, shuffle=True,
+                                 generator=order, augment=config.augment),
+                         total=math.ceil(len(data.train_y) / config.batch_size), leave=False,
+                         unit="batch", disable=not progress)
+            for x, y in steps:
+                loss = F.cross_entropy(forward(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.detach() * len(y)
+                seen += len(y)
+            scheduler.step()
+            train_loss = (total / seen).item()
+            if not math.isfinite(train_loss):
+                raise TrainingDiverged(
+                    f"{config.label}: the training loss became {train_loss} in epoch {epoch}; "
+                    f"try a smaller lambda (now {config.lam:g}) or learning rate "
+                    f"(now {config.lr:g})."
+                )
+            test_loss, test_error, z2 = evaluate(model, data, config.test_batch_size)
+            history.seconds.append(time.perf_counter() - start)
+            history.train_loss.append(train_loss)
+            history.test_loss.append(test_loss)
+            history.test_error.append(test_error)
+            history.z2.append(float(np.mean(list(z2.values()))))
+            for name, value in zip(layer_names(model, list(z2)), z2.values(), strict=True):
+                history.z2_layers.setdefault(name, []).append(value)
+            if epoch in keep:
+                history.weights[epoch] = {
+                    name: p.detach().float().cpu().numpy().ravel().copy()
+                    for name, p in model.named_parameters()
+                }
+            bar.set_postfix(test_error=f"{test_error:.2f}%", z2=f"{history.z2[-1]:.3g}")
+    return history
+
+
+def run(config: RunConfig, *, data: TensorData | None = None, data_dir: str | Path | None = None,
+        use_cache: bool = True, progress: bool = True) -> RunHistory:
+    """`train(config)`, reusing a cached history of the same config when there is one."""
+    config = config.resolved()
+    if use_cache:
+        cached = cache.load(config)
+        if cached is not None:
+            return cached
+    history = train(config, data, data_dir=data_dir, progress=progress)
+    if use_cache:
+        cache.save(history)
+    return history
