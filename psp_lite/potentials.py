@@ -34,6 +34,7 @@ def watch_potentials(
 ) -> Iterator[None]:
     """Call `on_potential(name, z)` for every activation-module call while the block runs.
 
+    Within one forward pass of `model` the n-th call of a module is named `name#n` (n > 1).
     In-place activations are switched to out-of-place for the duration, so z keeps its
     pre-activation values and autograd can differentiate through it. On exit (also after an
     exception) every hook is removed and every `inplace` flag restored.
@@ -53,6 +54,8 @@ def watch_potentials(
         return hook
 
     try:
+        # names count calls within one forward pass: start afresh at each call of the model
+        handles.append(model.register_forward_pre_hook(lambda module, args: calls.clear()))
         for name, module in activation_modules(model):
             if getattr(module, "inplace", False):
                 saved_flags.append((module, True))

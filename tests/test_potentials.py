@@ -87,3 +87,13 @@ def test_capture_gives_the_output_of_a_model_without_activation_modules():
 def test_mean_square_is_per_layer_mean_of_z_squared():
     z = {"a": torch.tensor([[1.0, -3.0]]), "b": torch.tensor([[2.0], [0.0]])}
     assert mean_square(z) == {"a": 5.0, "b": 2.0}
+
+
+def test_names_restart_at_every_forward_pass_while_watching():
+    from psp_lite.potentials import watch_potentials
+
+    net, seen = mlp(), []
+    with watch_potentials(net, lambda name, z: seen.append(name)):
+        for _ in range(3):
+            net(torch.randn(2, 4, dtype=torch.float64))
+    assert seen == ["1", "3"] * 3
