@@ -13,7 +13,7 @@ from psp_lite.data import load_dataset
 from psp_lite.train import RunConfig, TrainingDiverged, paper_config, run, train
 
 SMALL = dict(dataset="synthetic-mnist", epochs=2, train_subset=400, test_subset=200, device="cpu",
-             batch_size=50)
+             batch_size=50, test_batch_size=64)
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +47,8 @@ def test_same_seed_gives_identical_history_and_other_seed_differs():
     c = train(RunConfig(**{**SMALL, "seed": 1}), progress=False)
     assert a.test_error == b.test_error and a.train_loss == b.train_loss and a.z2 == b.z2
     assert a.train_loss != c.train_loss
+    assert list(a.z2_layers) == ["conv1", "conv2", "fc1", "fc2"]  # 4 test batches, 4 layers
+    assert a.z2 == pytest.approx(np.mean([v for v in a.z2_layers.values()], axis=0).tolist())
 
 
 def test_l2_and_psp_start_from_the_same_initialization():
