@@ -98,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"wrote {path}", file=sys.stderr)
         return 0
     except (DatasetNotFoundError, TrainingDiverged, ValueError) as error:
-        print(f"psp-lite: error: {error}", file=sys.stderr)
+        one_line = " ".join(line.strip() for line in str(error).splitlines())
+        print(f"psp-lite: error: {one_line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("psp-lite: interrupted; finished runs are cached and will be reused.",
