@@ -51,40 +51,50 @@ def build_parser() -> argparse.ArgumentParser:
 
 def reproduce(args: argparse.Namespace) -> list[Path]:
     """Train what `args.target` needs and write its figures and table; return the paths."""
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     from psp_lite import experiments, plots
 
-    matplotlib.use("Agg")
     default_dataset, regularizers = TARGETS[args.target]
     dataset = args.dataset or default_dataset
     overrides = dict(QUICK.get(dataset, {})) if args.quick else {}
     if args.epochs:
         overrides["epochs"] = args.epochs
+        if dataset == "cifar10":  # the paper's lr schedule, compressed to fit (as notebook 07)
+            overrides.update(experiments.cifar_schedule(args.epochs))
     seeds = tuple(range(1 if args.quick else args.seeds))
     device = pick_device(args.device)
     print(f"psp-lite reproduce {args.target}: {dataset}, seeds {list(seeds)}, "
           f"{overrides or 'paper protocol'}, on {describe(device)}", file=sys.stderr)
     models = args.models if args.target == "table2" else [None]
-    results, rows = {}, []
+    results, rows, by_model = {}, [], {}
     for model in models:
         results = experiments.compare(dataset, regularizers, seeds=seeds, model=model,
                                       data_dir=args.data_dir, device=device,
                                       progress=not args.no_progress, **overrides)
         rows += experiments.summarize(results)
+        by_model[model] = results
         note = next(iter(results.values()))[0].data_note
         if note:
             print(f"data: {note}", file=sys.stderr)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     written = list(experiments.write_table(rows, out / args.target))
+    if args.target == "fig3":
+        written.append(out / "fig3_spread.md")
+        written[-1].write_text(plots.spread_markdown(plots.weight_spread(results)))
     figures = {
         "fig2": {"fig2a_test_error": plots.test_error_curves, "fig2b_z2": plots.z2_curves},
         "fig3": {"fig3_weights": plots.weight_histograms},
         "table1": {"table1_test_error": plots.test_error_curves, "table1_z2": plots.z2_curves},
-        "table2": {},
+        "table2": {"table2_curves": lambda _: plots.curves_by_model(by_model),
+                   "table2_bars": lambda _: plots.comparison_bars(rows)},
     }[args.target]
     for name, draw in figures.items():
         fig = draw(results)
         fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
+        plt.close(fig)
         written.append(out / f"{name}.png")
     print(experiments.to_markdown(rows))
     return written

@@ -1,0 +1,196 @@
+"""experiments: smoke stand-ins, the short CIFAR schedule, per-regularizer lambdas, timing and
+the honest reading of a comparison."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from psp_lite import data, experiments
+from psp_lite.experiments import SummaryRow
+
+
+@pytest.fixture
+def no_datasets(tmp_path, monkeypatch):
+    """No dataset on disk or online: empty user dirs, no system folders, downloads fail."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("PSP_LITE_DATA", raising=False)
+    monkeypatch.setitem(data.SYSTEM_IDX_DIRS, "fashion-mnist", ())
+    monkeypatch.setitem(data.SYSTEM_IDX_DIRS, "mnist", ())
+    monkeypatch.setitem(data.SYSTEM_ROOTS, "cifar10", ())
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading: no network")
+
+    for cls in (torchvision.datasets.MNIST, torchvision.datasets.FashionMNIST,
+                torchvision.datasets.CIFAR10):
+        monkeypatch.setattr(cls, "download", offline)
+    data.clear_cache()
+    yield
+    data.clear_cache()
+
+
+def test_without_smoke_a_missing_dataset_is_the_clear_error(no_datasets):
+    with pytest.raises(data.DatasetNotFoundError, match="MNIST.*PSP_LITE_DATA"):
+        experiments.choose_dataset("mnist", smoke=False)
+
+
+def test_smoke_stand_ins_are_named_and_never_downloaded(no_datasets):
+    mnist = experiments.choose_dataset("mnist", smoke=True)
+    assert (mnist.dataset, mnist.stand_in) == ("synthetic-mnist", True)
+    assert "STAND-IN" in str(mnist) and "MNIST and Fashion-MNIST not available" in str(mnist)
+    cifar = experiments.choose_dataset("cifar10", smoke=True)
+    assert cifar.dataset == "synthetic-cifar10"
+    assert "instead of CIFAR-10" in cifar.note and "SYNTHETIC" in cifar.note
+
+
+def test_smoke_uses_fashion_mnist_for_mnist_when_it_is_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("PSP_LITE_DATA", raising=False)
+    try:
+        data.load_dataset("fashion-mnist", download=False, train_subset=1, test_subset=1)
+    except data.DatasetNotFoundError:
+        pytest.skip("Fashion-MNIST is not on this machine")
+    mnist_there = True
+    try:
+        data.load_dataset("mnist", download=False, train_subset=1, test_subset=1)
+    except data.DatasetNotFoundError:
+        mnist_there = False
+    choice = experiments.choose_dataset("mnist", smoke=True)
+    if mnist_there:
+        assert choice.dataset == "mnist" and not choice.stand_in
+    else:
+        assert choice.dataset == "fashion-mnist"
+        assert "trains on Fashion-MNIST instead of MNIST" in choice.note
+    same = experiments.choose_dataset("fashion-mnist", smoke=True)
+    assert (same.dataset, same.stand_in) == ("fashion-mnist", False)
+
+
+def test_cifar_schedule_compresses_the_papers_and_keeps_it_at_450():
+    assert experiments.cifar_schedule(450) == dict(epochs=450, lr_milestones=(150, 250, 350))
+    assert experiments.cifar_schedule(30) == dict(epochs=30, lr_milestones=(10, 17, 23))
+    assert experiments.cifar_schedule(1) == dict(epochs=1, lr_milestones=())
+
+
+def test_compare_takes_lambdas_per_regularizer(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path / "cache"))
+    results = experiments.compare("synthetic-mnist", ("none", "psp"), lams={"psp": 3e-4},
+                                  epochs=1, train_subset=100, test_subset=50, device="cpu",
+                                  progress=False)
+    assert [h.config.lam for hs in results.values() for h in hs] == [0.0, 3e-4]
+    assert "2 run(s) of lenet5, 1 epoch(s) each, trained on cpu" in experiments.timing(results)
+    with pytest.raises(ValueError, match="not compared"):
+        experiments.compare("synthetic-mnist", ("psp",), lams={"l2": 1e-4}, epochs=1)
+
+
+def row(reg: str, mean: float, std: float = 0.0, seeds: int = 1, epochs: int = 10,
+        paper: float | None = None, dataset: str = "mnist") -> SummaryRow:
+    return SummaryRow(dataset, "lenet5", reg, 0.0, seeds, epochs, f"7-{epochs}", mean, std,
+                      paper, None)
+
+
+def test_reading_with_one_seed_claims_nothing():
+    text = experiments.reading([row("l2", 0.80, paper=0.64), row("psp", 0.70, paper=0.50)],
+                               smoke=False)
+    assert "PSP's test error (0.70 %) was lower than l2's (0.80 %) by 0.10 points" in text
+    assert "does not show that either is better" in text
+    assert "our gap has the same sign" in text
+    assert "10 epochs instead of the paper's 50" in text and "1 seed(s)" in text
+
+
+def test_reading_with_seeds_says_whether_the_gap_is_resolved():
+    resolved = experiments.reading(
+        [row("l2", 0.80, 0.02, seeds=10), row("psp", 0.60, 0.02, seeds=10)], smoke=False)
+    assert "a gap this run resolves" in resolved
+    noisy = experiments.reading(
+        [row("l2", 0.62, 0.10, seeds=4), row("psp", 0.60, 0.10, seeds=4)], smoke=False)
+    assert "not distinguishable from seed-to-seed variation" in noisy
+    higher = experiments.reading([row("l2", 0.5, paper=0.64), row("psp", 0.9, paper=0.50)],
+                                 smoke=False)
+    assert "higher than l2's" in higher and "does not have the same sign" in higher
+
+
+def test_reading_in_smoke_mode_draws_no_conclusion():
+    text = experiments.reading([row("l2", 20.0), row("psp", 10.0, dataset="mnist")], smoke=True)
+    assert text.startswith("SMOKE RUN") and "lower" not in text
+
+
+def test_cross_layer_pull_splits_the_psp_gradient_by_source_layer():
+    import torch
+
+    from psp_lite.models import build_model
+    from psp_lite.potentials import capture
+    from psp_lite.regularizers import psp_penalty
+
+    torch.manual_seed(0)
+    model = build_model("lenet5")
+    x = torch.randn(8, 1, 28, 28)
+    # conv2's weights feel conv2's own z and every later layer's, never conv1's (Eq. 14, p < l)
+    assert [r.source for r in experiments.cross_layer_pull(model, x, "conv2")] == [
+        "conv2", "fc1", "fc2"]
+    rows = experiments.cross_layer_pull(model, x, "conv1")
+    assert [r.source for r in rows] == ["conv1", "conv2", "fc1", "fc2"]
+    assert sum(r.share for r in rows) == pytest.approx(1.0)
+    for normalization in ("reference", "paper"):
+        # only the logits depend on fc2's weights: its one row is the whole penalty's gradient
+        (last,) = experiments.cross_layer_pull(model, x, "fc2", 1e-3, normalization)
+        penalty = psp_penalty(capture(model, x)[1], 1e-3, normalization)
+        (g,) = torch.autograd.grad(penalty, model.fc2.weight)
+        assert last.norm == pytest.approx(float(g.norm()), rel=1e-5)
+
+
+def test_rebuild_restores_a_runs_trained_lenet5(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path / "cache"))
+    results = experiments.compare("synthetic-mnist", ("psp",), epochs=1, train_subset=100,
+                                  test_subset=50, device="cpu", progress=False)
+    history = results["psp"][0]
+    model = experiments.rebuild(history)
+    assert torch.equal(model.fc1.weight.detach().flatten(),
+                       torch.from_numpy(history.weights[1]["fc1.weight"]))
+    with pytest.raises(ValueError, match="buffers"):
+        experiments.rebuild(dataclasses.replace(history, config=dataclasses.replace(
+            history.config, model="resnet18")))
+
+
+def fake_results(z2: dict[str, list[float]], **config) -> experiments.Results:
+    from psp_lite.train import RunHistory, paper_config
+
+    n = len(next(iter(z2.values())))
+    return {r: [RunHistory(paper_config("mnist", r, epochs=n, device="cpu", **config),
+                           test_error=list(np.linspace(2, 1, n)), z2=v)]
+            for r, v in z2.items()}
+
+
+def test_z2_reading_states_the_order_and_the_direction():
+    results = fake_results({"none": [1.0, 4.0], "l2": [1.0, 2.0], "psp": [0.5, 0.1]})
+    text = experiments.z2_reading(results, smoke=False)
+    assert "no regularization 4 (up from 1 after epoch 1)" in text
+    assert "PSP 0.1 (down from 0.5" in text and "20.0 times below the next one" in text
+    flipped = experiments.z2_reading(fake_results({"l2": [1.0, 0.01], "psp": [1.0, 0.5]}),
+                                     smoke=False)
+    assert "PSP's is not the lowest here (l2's is)" in flipped
+    assert experiments.z2_reading(results, smoke=True).startswith("SMOKE RUN")
+
+
+def test_summarize_averages_after_the_last_learning_rate_drop():
+    results = fake_results({"psp": [1.0] * 10}, lr_milestones=(4, 7))
+    (r,) = experiments.summarize(results)
+    assert r.averaged_epochs == "8-10"
+    assert r.ours_mean == pytest.approx(np.mean(np.linspace(2, 1, 10)[7:]))
+    (plain,) = experiments.summarize(fake_results({"psp": [1.0] * 10}))
+    assert plain.averaged_epochs == "7-10"
+
+
+def test_pull_markdown_marks_sources_that_cannot_reach_a_layer():
+    rows = {"conv1": [experiments.PullRow("conv1", 1.0, 0.25), experiments.PullRow("fc2", 3.0,
+                                                                                     0.75)],
+            "fc2": [experiments.PullRow("fc2", 1.0, 1.0)]}
+    table = experiments.pull_markdown(rows)
+    assert "| conv1 | 25% | 75% | **75%** |" in table
+    assert "| fc2 | — | 100% | **0%** |" in table

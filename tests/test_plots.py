@@ -1,0 +1,183 @@
+"""The figures and tables of `psp_lite.plots`, on hand-made run histories (no training)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from psp_lite import experiments, plots  # noqa: E402
+from psp_lite.train import RunHistory, paper_config  # noqa: E402
+
+LAYERS = ("conv1", "conv2", "fc1", "fc2")
+SIZES = {"conv1": 500, "conv2": 25000, "fc1": 40000, "fc2": 5000}
+
+
+def fake_history(reg: str, seed: int, epochs: int = 5, dataset: str = "mnist",
+                 model: str | None = None) -> RunHistory:
+    """A history with made-up but well-formed numbers; PSP's weights twice as wide as l2's."""
+    rng = np.random.default_rng(100 * seed + len(reg))
+    config = paper_config(dataset, reg, model, epochs=epochs, seed=seed, device="cpu")
+    err = list(2.0 - np.arange(epochs) * 0.2 + rng.uniform(0, 0.1, epochs))
+    z2 = {name: list(np.exp(rng.normal(size=epochs))) for name in LAYERS}
+    scale = 2.0 if reg == "psp" else 1.0
+    weights = {f"{n}.weight": (scale * rng.normal(size=SIZES[n])).astype(np.float32)
+               for n in LAYERS}
+    weights.update({f"{n}.bias": np.zeros(3, np.float32) for n in LAYERS})
+    return RunHistory(config, train_loss=[1.0] * epochs, test_loss=[1.0] * epochs,
+                      test_error=err, z2=[float(np.mean(v)) for v in zip(*z2.values(),
+                                                                           strict=True)],
+                      z2_layers=z2, seconds=[2.0] * epochs, weights={epochs: weights},
+                      device="cpu (2 threads)")
+
+
+def fake_results(seeds: int, regs=("none", "l2", "psp"), **kw) -> experiments.Results:
+    return {r: [fake_history(r, s, **kw) for s in range(seeds)] for r in regs}
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def regime_lines(ax) -> list[Line2D]:
+    return [ln for ln in ax.get_lines() if not ln.get_label().startswith(("_", plots.PAPER_PREFIX))]
+
+
+def bands(ax) -> list[PolyCollection]:
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_fig2a_one_line_per_regime_and_a_band_only_with_several_seeds(seeds):
+    results = fake_results(seeds)
+    fig = plots.test_error_curves(results)
+    (ax,) = fig.axes
+    lines = regime_lines(ax)
+    assert [ln.get_label() for ln in lines] == [
+        "no regularization", "l2 (weight decay), λ=0.0001", "PSP, λ=0.001"]
+    assert [ln.get_color() for ln in lines] == ["tab:gray", "tab:blue", "tab:red"]
+    np.testing.assert_allclose(lines[2].get_ydata(),
+                               np.mean([h.test_error for h in results["psp"]], axis=0))
+    assert len(bands(ax)) == (3 if seeds > 1 else 0)
+    assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "test error [%]"
+    paper = [ln for ln in ax.get_lines() if ln.get_label().startswith(plots.PAPER_PREFIX)]
+    assert sorted(ln.get_ydata()[0] for ln in paper) == [0.50, 0.64, 0.71]
+
+
+def test_fig2a_band_spans_min_to_max_over_seeds():
+    results = fake_results(3, regs=("psp",))
+    (band,) = bands(plots.test_error_curves(results).axes[0])
+    ys = band.get_paths()[0].vertices[:, 1]
+    curves = np.array([h.test_error for h in results["psp"]])
+    assert ys.min() == pytest.approx(curves.min()) and ys.max() == pytest.approx(curves.max())
+
+
+def test_fig2a_draws_into_a_given_axis_and_skips_paper_lines_when_asked():
+    fig, ax = plt.subplots()
+    assert plots.test_error_curves(fake_results(1), ax, paper=False) is fig
+    assert len(ax.get_lines()) == 3
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_fig2b_log_scale_mean_panel_plus_one_panel_per_layer(seeds):
+    results = fake_results(seeds)
+    fig = plots.z2_curves(results)
+    assert [ax.get_title() for ax in fig.axes] == ["mean over layers (Fig. 2b)", *LAYERS]
+    for ax in fig.axes:
+        assert ax.get_yscale() == "log"
+        assert len(regime_lines(ax)) == 3
+        assert len(bands(ax)) == (3 if seeds > 1 else 0)
+    assert "z²" in fig.axes[0].get_ylabel()
+    # the line is the geometric mean over seeds (the mean of the logs)
+    expected = np.exp(np.mean(np.log([h.z2_layers["fc1"] for h in results["l2"]]), axis=0))
+    np.testing.assert_allclose(regime_lines(fig.axes[3])[1].get_ydata(), expected)
+    assert len(plots.z2_curves(results, per_layer=False).axes) == 1
+
+
+def test_fig3_one_shared_axis_per_layer_with_both_regimes():
+    results = fake_results(1, regs=("l2", "psp"))
+    fig = plots.weight_histograms(results)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title().split(" ")[0] for ax in axes] == list(LAYERS)
+    for ax in axes:
+        labels = [ln.get_label() for ln in regime_lines(ax)]
+        assert labels == ["l2 (weight decay)", "PSP"]  # one KDE line per regime
+        assert len(bands(ax)) == 2  # one filled step histogram per regime
+        assert ax.get_xlabel() == "weight value"
+    # PSP's fake weights are twice as wide, so its KDE peak is lower
+    l2, psp = regime_lines(axes[0])
+    assert psp.get_ydata().max() < l2.get_ydata().max()
+
+
+def test_fig3_without_kde_labels_the_histograms_and_rejects_unknown_layers():
+    results = fake_results(1, regs=("l2", "psp"))
+    fig = plots.weight_histograms(results, kde=False, layers=["fc1"])
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["l2 (weight decay)", "PSP"]
+    with pytest.raises(ValueError, match="no weights named"):
+        plots.weight_histograms(results, layers=["conv9"])
+
+
+def test_moments_by_hand():
+    # [-1, 1, -1, 1]: mean 0, m2 = 1, m4 = 1 -> std 1, excess kurtosis 1 - 3 = -2
+    assert plots.moments(np.array([-1.0, 1.0, -1.0, 1.0])) == (1.0, -2.0)
+    # [0, 0, 0, 4]: mean 1, deviations -1,-1,-1,3: m2 = 12/4 = 3, m4 = (1+1+1+81)/4 = 21
+    std, kurt = plots.moments(np.array([0.0, 0.0, 0.0, 4.0]))
+    assert std == pytest.approx(math.sqrt(3.0))
+    assert kurt == pytest.approx(21.0 / 9.0 - 3.0)
+
+
+def test_weight_spread_averages_hand_computed_moments_over_seeds():
+    results = fake_results(2, regs=("l2", "psp"))
+    a = np.array([-1.0, 1.0, -1.0, 1.0], np.float32)  # std 1, kurtosis -2
+    b = np.array([0.0, 0.0, 0.0, 4.0], np.float32)  # std sqrt(3), kurtosis 21/9 - 3
+    for seed, w in enumerate((a, b)):
+        results["psp"][seed].weights[5]["conv1.weight"] = w
+        results["l2"][seed].weights[5]["conv1.weight"] = 2 * w
+    rows = plots.weight_spread(results)
+    assert [(r.layer, r.regularizer) for r in rows][:4] == [
+        ("conv1", "l2"), ("conv1", "psp"), ("conv2", "l2"), ("conv2", "psp")]
+    psp = rows[1]
+    assert (psp.count, psp.seeds) == (4, 2)
+    assert psp.std == pytest.approx((1.0 + math.sqrt(3.0)) / 2)
+    assert psp.kurtosis == pytest.approx((-2.0 + 21.0 / 9.0 - 3.0) / 2)
+    assert rows[0].std == pytest.approx(2 * psp.std)  # scaling changes std, not kurtosis
+    assert rows[0].kurtosis == pytest.approx(psp.kurtosis)
+    table = plots.spread_markdown(rows)
+    assert "| conv1 | 4 |" in table and "std ratio PSP / l2" in table
+    assert "| 0.50 |" in table  # conv1's ratio, 1/2
+
+
+def test_spread_reading_reports_what_the_numbers_show():
+    results = fake_results(1, regs=("l2", "psp"))  # PSP wider in every layer
+    text = plots.spread_reading(plots.weight_spread(results), smoke=False)
+    assert "conv1: PSP wider than l2" in text
+    assert "3 of the 4 layers here match" in text and "SMOKE" not in text
+    assert plots.spread_reading(plots.weight_spread(results), smoke=True).startswith("SMOKE RUN")
+
+
+def test_table2_curves_by_model_and_bars_beside_the_paper():
+    by_model = {m: fake_results(1, regs=("l2", "psp"), dataset="cifar10", model=m, epochs=3)
+                for m in ("resnet18", "allcnnc")}
+    fig = plots.curves_by_model(by_model)
+    assert len(fig.axes) == 4
+    top, bottom = fig.axes[:2], fig.axes[2:]
+    assert all(len(regime_lines(ax)) == 2 for ax in fig.axes)
+    assert all(ax.get_yscale() == "log" for ax in bottom)
+    assert top[0].get_title().startswith("resnet18")
+    rows = [r for m in by_model.values() for r in experiments.summarize(m)]
+    bars = plots.comparison_bars(rows)
+    (ax,) = bars.axes
+    assert len(ax.patches) == 2 * len(rows)  # ours and the paper's for every row
+    heights = sorted(round(p.get_height(), 2) for p in ax.patches)
+    assert {5.1, 4.6, 9.1, 8.6} <= set(heights)
