@@ -1,4 +1,5 @@
-"""`psp-lite reproduce fig2|fig3|table1|table2`: the paper's results measured beside its own."""
+"""`psp-lite reproduce fig2|fig3|table1|table2`: the paper's results measured beside its own;
+`psp-lite sweep`: test error vs lambda for PSP and l2 (psp_lite.sweep)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import matplotlib
 
+from psp_lite import sweep
 from psp_lite.data import DatasetNotFoundError
 from psp_lite.device import describe, pick_device
 from psp_lite.train import TrainingDiverged
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
     rep.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     rep.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    sweep.add_cli_parser(sub)
     return parser
 
 
@@ -105,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "reproduce":
             for path in reproduce(args):
+                print(f"wrote {path}", file=sys.stderr)
+        elif args.command == "sweep":
+            for path in sweep.run_cli(args):
                 print(f"wrote {path}", file=sys.stderr)
         return 0
     except (DatasetNotFoundError, TrainingDiverged, ValueError) as error:
