@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,10 @@ STAND_INS: dict[str, tuple[str, ...]] = {
 }
 
 
+STAND_IN_NAMES = {"synthetic-mnist": "synthetic 28x28 grey-scale images",
+                  "synthetic-cifar10": "synthetic 32x32 colour images"}
+
+
 @dataclass(frozen=True)
 class DatasetChoice:
     """The dataset a notebook asked for, the one it will train on, and a note saying which."""
@@ -109,11 +114,12 @@ def choose_dataset(dataset: str, data_dir: str | Path | None = None, *,
             continue
         if name == dataset:
             return DatasetChoice(dataset, name, f"data (smoke run): {where}")
+        used = STAND_IN_NAMES.get(name, TITLES[name])
         return DatasetChoice(dataset, name, (
             f"STAND-IN (smoke run): {' and '.join(missing)} not available offline, so this "
-            f"smoke run trains on {TITLES[name]} instead of {title}. Every number below is "
-            f"{TITLES[name]}'s, not {title}'s; the paper's column shows the paper's numbers for "
-            f"the dataset actually used, where it has any. [{where}]"))
+            f"smoke run trains on {used} instead of {title}. Every number below is measured on "
+            f"{used}, not on {title}; the paper's column shows the paper's numbers for the "
+            f"dataset actually used, where it has any. [{re.sub(r' [(][^()]*[)]$', '', where)}]"))
     raise DatasetNotFoundError(f"no dataset or stand-in found for {title}: {missing}")
 
 
@@ -262,10 +268,13 @@ def z2_reading(results: Results, *, smoke: bool | None = None) -> str:
         f"{NAMES.get(r, r)} {last[r]:.3g} ({'up' if last[r] > first[r] else 'down'} from "
         f"{first[r]:.3g} after epoch 1)" for r in results)
     text = [f"Layer-mean <z^2> on the test set after epoch {epochs}: {moved}."]
-    if "psp" in last and len(last) > 1:
+    if "psp" in last and len(last) > 1 and not smoke:
         lowest = min(last, key=last.get)
         others = [last[r] for r in last if r != "psp"]
-        if lowest == "psp":
+        if max(last.values()) < 1.1 * min(last.values()):
+            text.append("All are within 10 % of each other: the regularizers have not "
+                        "separated <z^2> yet.")
+        elif lowest == "psp":
             text.append(f"PSP's is the lowest, {min(others) / last['psp']:.1f} times below the "
                         "next one, as in the paper's Fig. 2b.")
         else:

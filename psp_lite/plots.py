@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
-import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from psp_lite.experiments import Results, SummaryRow
 from psp_lite.paper import paper_error
@@ -25,6 +25,7 @@ from psp_lite.smoke import is_smoke
 COLORS = {"none": "tab:gray", "l2": "tab:blue", "psp": "tab:red"}
 LABELS = {"none": "no regularization", "l2": "l2 (weight decay)", "psp": "PSP"}
 PAPER_PREFIX = "paper: "  # label prefix of the paper's reference lines (not a regime's curve)
+SAME_SPREAD = 0.02  # std ratios within 2 % of 1 count as "about as wide"
 KDE_SAMPLE = 20000  # values per layer used for a KDE line (the histogram uses all of them)
 
 
@@ -65,6 +66,7 @@ def test_error_curves(results: Results, ax: Axes | None = None, *, paper: bool =
     c = next(iter(results.values()))[0].config
     ax.set(xlabel="epoch", ylabel="test error [%]",
            title=title or f"Test error, {c.model} on {c.dataset} ({_seed_note(results)})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
@@ -76,6 +78,7 @@ def _z2_panel(ax: Axes, results: Results, get: Callable, title: str) -> None:
         _mean_band(ax, histories[0].epochs, curves, COLORS.get(reg, "k"), LABELS.get(reg, reg),
                    log=True)
     ax.set(yscale="log", xlabel="epoch", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3, which="both")
 
 
@@ -117,14 +120,16 @@ def comparison_bars(rows: list[SummaryRow]) -> Figure:
     x = np.arange(len(rows))
     ours = [r.ours_mean for r in rows]
     err = [r.ours_std if r.seeds > 1 else 0.0 for r in rows]
-    ax.bar(x - 0.2, ours, 0.4, yerr=err, color=[COLORS.get(r.regularizer, "k") for r in rows],
-           label="ours", capsize=3)
+    mine = ax.bar(x - 0.2, ours, 0.4, yerr=err if any(err) else None, capsize=3,
+                  color=[COLORS.get(r.regularizer, "k") for r in rows], label="ours")
+    ax.bar_label(mine, fmt="%.2f", fontsize=7)
     paper_x = [i + 0.2 for i, r in enumerate(rows) if r.paper is not None]
     paper_y = [r.paper for r in rows if r.paper is not None]
     paper_c = [COLORS.get(r.regularizer, "k") for r in rows if r.paper is not None]
     if paper_y:
-        ax.bar(paper_x, paper_y, 0.4, color="white", edgecolor=paper_c, hatch="//",
-               label="paper")
+        theirs = ax.bar(paper_x, paper_y, 0.4, color="white", edgecolor=paper_c, hatch="//",
+                        label="paper")
+        ax.bar_label(theirs, fmt="%.2f", fontsize=7)
     ax.set_xticks(x, [f"{r.model}\n{LABELS.get(r.regularizer, r.regularizer)}" for r in rows],
                   fontsize=8)
     ax.set(ylabel="test error [%]", title="Test error: ours (solid) and the paper's (hatched)")
@@ -166,6 +171,8 @@ def weight_histograms(results: Results, regularizers: tuple[str, ...] = ("l2", "
 
     `epoch`: which kept snapshot (default: the last); `seed_index`: which seed's network.
     """
+    import seaborn as sns  # here, not at the top: importing it costs ~150 MB of memory
+
     chosen = [r for r in regularizers if r in results]
     if not chosen:
         raise ValueError(f"none of {regularizers} is in the results ({list(results)}).")
@@ -178,7 +185,8 @@ def weight_histograms(results: Results, regularizers: tuple[str, ...] = ("l2", "
     for ax, name in zip(axes.flat, names, strict=False):
         values = {r: snaps[r][f"{name}.weight"] for r in chosen}
         lo, hi = np.percentile(np.concatenate(list(values.values())), [0.5, 99.5])
-        bins = np.linspace(lo, hi, 61)
+        fewest = min(len(v) for v in values.values())
+        bins = np.linspace(lo, hi, 1 + int(np.clip(1.5 * math.sqrt(fewest), 20, 60)))
         for r in chosen:
             v = values[r]
             inside = v[(v >= lo) & (v <= hi)]
@@ -278,17 +286,25 @@ def spread_reading(rows: list[SpreadRow], *, smoke: bool | None = None) -> str:
     if not pairs:
         return "The table needs both l2 and PSP runs to compare them."
     ratios = {k: d["psp"].std / d["l2"].std for k, d in pairs.items()}
-    said = "; ".join(f"{k}: PSP {'wider' if q > 1 else 'narrower'} than l2 (std ratio {q:.2f})"
-                     for k, q in ratios.items())
+
+    def compared(q: float) -> str:
+        if abs(q - 1) < SAME_SPREAD:
+            return "about as wide as l2"
+        return f"{'wider' if q > 1 else 'narrower'} than l2"
+
+    said = "; ".join(f"{k}: PSP {compared(q)} (std ratio {q:.2f})" for k, q in ratios.items())
     text = [f"In these networks: {said}."]
     first, rest = next(iter(ratios)), list(ratios)[1:]
-    expected = {first: False, **{k: True for k in rest}}  # paper: PSP wider except the first
-    agree = [k for k, wider in expected.items() if (ratios[k] > 1) == wider]
-    text.append(
-        f"The paper describes PSP as wider than l2 in every layer except {first}, where it is "
-        f"the narrower one; {len(agree)} of the {len(ratios)} layers here match that "
-        f"({', '.join(agree) or 'none'}).")
+    text.append(f"The paper describes PSP as wider than l2 in every layer except {first}, where "
+                "it is the narrower one.")
     if smoke:
         text.insert(0, "SMOKE RUN: a network trained for seconds has barely left its "
                        "initialization, so these spreads say nothing about the paper's claim.")
+        return " ".join(text)
+    expected = {first: False, **{k: True for k in rest}}  # paper: PSP wider except the first
+    agree = [k for k, wider in expected.items()
+             if abs(ratios[k] - 1) >= SAME_SPREAD and (ratios[k] > 1) == wider]
+    text.append(f"{len(agree)} of the {len(ratios)} layers here match that "
+                f"({', '.join(agree) or 'none'}); a std ratio within {SAME_SPREAD:.0%} of 1 "
+                "counts as no difference.")
     return " ".join(text)

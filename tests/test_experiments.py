@@ -45,7 +45,8 @@ def test_smoke_stand_ins_are_named_and_never_downloaded(no_datasets):
     assert "STAND-IN" in str(mnist) and "MNIST and Fashion-MNIST not available" in str(mnist)
     cifar = experiments.choose_dataset("cifar10", smoke=True)
     assert cifar.dataset == "synthetic-cifar10"
-    assert "instead of CIFAR-10" in cifar.note and "SYNTHETIC" in cifar.note
+    assert "synthetic 32x32 colour images instead of CIFAR-10" in cifar.note
+    assert "SYNTHETIC" in cifar.note and "1 train" not in cifar.note
 
 
 def test_smoke_uses_fashion_mnist_for_mnist_when_it_is_on_disk(tmp_path, monkeypatch):
@@ -175,7 +176,11 @@ def test_z2_reading_states_the_order_and_the_direction():
     flipped = experiments.z2_reading(fake_results({"l2": [1.0, 0.01], "psp": [1.0, 0.5]}),
                                      smoke=False)
     assert "PSP's is not the lowest here (l2's is)" in flipped
-    assert experiments.z2_reading(results, smoke=True).startswith("SMOKE RUN")
+    smoke = experiments.z2_reading(results, smoke=True)
+    assert smoke.startswith("SMOKE RUN") and "lowest" not in smoke
+    close = experiments.z2_reading(fake_results({"l2": [1.0, 1.0], "psp": [1.0, 0.95]}),
+                                   smoke=False)
+    assert "have not separated" in close and "lowest" not in close
 
 
 def test_summarize_averages_after_the_last_learning_rate_drop():

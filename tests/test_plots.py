@@ -163,7 +163,13 @@ def test_spread_reading_reports_what_the_numbers_show():
     text = plots.spread_reading(plots.weight_spread(results), smoke=False)
     assert "conv1: PSP wider than l2" in text
     assert "3 of the 4 layers here match" in text and "SMOKE" not in text
-    assert plots.spread_reading(plots.weight_spread(results), smoke=True).startswith("SMOKE RUN")
+    smoke = plots.spread_reading(plots.weight_spread(results), smoke=True)
+    assert smoke.startswith("SMOKE RUN") and "layers here match" not in smoke
+    for seed_results in results.values():  # the same weights under both: no difference
+        seed_results[0].weights[5] = results["l2"][0].weights[5]
+    same = plots.spread_reading(plots.weight_spread(results), smoke=False)
+    assert "conv1: PSP about as wide as l2 (std ratio 1.00)" in same
+    assert "0 of the 4 layers here match that (none)" in same
 
 
 def test_table2_curves_by_model_and_bars_beside_the_paper():
