@@ -181,7 +181,7 @@ class LambdaExplorer:
         fig = Figure(figsize=self.figsize, dpi=self.dpi)
         self.canvas = FigureCanvasAgg(fig)
         self.figure = fig
-        grid = fig.add_gridspec(2, 12, height_ratios=(1.15, 1), hspace=0.5, wspace=1.9,
+        grid = fig.add_gridspec(2, 12, height_ratios=(1.15, 1), hspace=0.5, wspace=2.2,
                                 left=0.06, right=0.99, top=0.92, bottom=0.08)
         self.ax_err = fig.add_subplot(grid[0, 0:4])
         self.ax_z2 = fig.add_subplot(grid[0, 4:8])
@@ -206,7 +206,7 @@ class LambdaExplorer:
         (self.z2_dot,) = self.ax_z2.plot([], [], "o", color="k", ms=5, zorder=5)
         self.ax_err.set(xlabel="epoch", ylabel="test error [%]")
         self.ax_err.set_title("test error vs epoch (Fig. 2a)", fontsize=10)
-        self.ax_z2.set(xlabel="epoch", ylabel="<z²> on the test set (layer mean)", yscale="log")
+        self.ax_z2.set(xlabel="epoch", ylabel="<z²>, test set", yscale="log")
         self.ax_z2.set_title("<z²> vs epoch (Fig. 2b)", fontsize=10)
         for ax in (self.ax_err, self.ax_z2):
             ax.grid(alpha=0.3)
@@ -236,7 +236,6 @@ class LambdaExplorer:
             ax.tick_params(labelsize=8)
         if self.ax_w:
             self.ax_w[0].set_ylabel("density")
-            self.ax_w[0].legend(fontsize=7, loc="upper left")
         self.hist_title = fig.text(0.5, 0.445, "", ha="center", fontsize=10)
         self.suptitle = fig.text(0.5, 0.975, "", ha="center", va="top", fontsize=12)
         self.dynamic = [self.err_hl, self.z2_hl, self.err_marker, self.z2_marker, self.err_dot,
@@ -254,6 +253,10 @@ class LambdaExplorer:
         for r, line in self.u_lines.items():
             line.set_alpha(1.0 if r == reg else 0.25)
         self._fit_error_axis(reg)
+        if self.ax_w:  # the legend shows the chosen run in its regularizer's color
+            for line in self.hist_run:
+                line.set_color(COLORS[reg])
+            self.ax_w[0].legend(fontsize=7, loc="upper left")
         self._static_reg = reg
 
     def _background(self, reg: str) -> Any:
@@ -269,6 +272,14 @@ class LambdaExplorer:
                     artist.set_animated(False)
             self._backgrounds[reg] = self.canvas.copy_from_bbox(self.figure.bbox)
         return self._backgrounds[reg]
+
+    def warm(self) -> None:
+        """Draw every regularizer's background now, so no slider change has to (~0.4 s each)."""
+        current = self._static_reg
+        for reg in self.regularizers():
+            self._background(reg)
+        if current is not None:
+            self._set_static(current)
 
     # ------------------------------------------------------------------ state -> drawing
 
@@ -349,28 +360,31 @@ class LambdaExplorer:
                                f"<z²> {z2:.3g}")
 
     def _fit_error_axis(self, reg: str) -> None:
-        """y range of the test-error panel: every visible run, collapsed runs off the top."""
+        """y range of the test-error panel: every visible run, except that runs far worse than
+        the unregularized one leave through the top (the lambda curve shows them whole)."""
         curves = [h.test_error for k, h in self._runs().items() if k[0] in (reg, "none")]
         lo = min(min(c) for c in curves)
-        finals = sorted(c[-1] for c in curves)
-        hi = max(max(c[1:] or c) for c in curves)
-        median = finals[len(finals) // 2]
-        hi = min(hi, lo + 3 * max(median - lo, 1.0))
-        self.ax_err.set_ylim(lo - 0.05 * (hi - lo) - 0.1, hi + 0.05 * (hi - lo) + 0.1)
+        hi = max(max(c) for c in curves)
+        if self.result.baseline is not None:
+            hi = min(hi, lo + 1.25 * (max(self.result.baseline.test_error) - lo) + 1.0)
+        pad = 0.04 * (hi - lo) + 0.1
+        self.ax_err.set_ylim(lo - pad, hi + pad)
 
     # ------------------------------------------------------------------ adding runs
 
     def add_run(self, history: RunHistory) -> None:
-        """Add a run (e.g. a newly trained lambda) and rebuild the figure around it."""
+        """Add a run (e.g. a newly trained lambda) and rebuild the figure around it; with the
+        widgets built, the sliders move to it."""
         self.result.add(history)
         self._build()
         if self.controls is not None:
-            self._sync_lambda_slider(history.config.regularizer, history.config.lam)
+            c = history.config
+            self.set_state(ExplorerState(c.regularizer, c.lam, int(self.controls.epoch.value)))
 
     def train_lambda(self, regularizer: str, lam: float, *, progress: bool = True) -> RunHistory:
         """Train `lam` under the sweep's protocol (or load it from the cache), add it and show it.
 
-        With the widgets built, progress bars go to the explorer's log area.
+        With the widgets built, the progress bars go to the explorer's log area.
         """
         if self.controls is None:
             history = train_one(self.result, regularizer, lam, progress=progress)
@@ -383,15 +397,10 @@ class LambdaExplorer:
         try:
             with c.log:
                 history = train_one(self.result, regularizer, lam, progress=progress)
-            self._hold = True
-            c.reg.value = regularizer
-            self._hold = False
             self.add_run(history)
         finally:
-            self._hold = False
             c.train_button.disabled = False
-        self.show(self._read_controls())
-        c.status.value += f" — trained λ={lam:g} in {time.perf_counter() - start:.1f} s"
+        c.status.value += f" — added λ={lam:g} ({time.perf_counter() - start:.1f} s)"
         return history
 
     # ------------------------------------------------------------------ widgets
@@ -424,6 +433,7 @@ class LambdaExplorer:
         c.lam.observe(self._on_change, names="value")
         c.epoch.observe(self._on_change, names="value")
         c.train_button.on_click(self._on_train)
+        self.warm()
         self.show(state)
         return w.VBox([
             w.HBox([c.reg, c.lam]),
@@ -465,12 +475,12 @@ class LambdaExplorer:
                 return 0.0 if v == near else 99.0
             return abs(math.log10(v) - math.log10(near))
 
-        self._hold = True
+        held, self._hold = self._hold, True
         try:
             c.lam.options = list(zip(_labels(lams), lams, strict=True))
             c.lam.value = min(lams, key=distance)
         finally:
-            self._hold = False
+            self._hold = held
 
     def _on_train(self, _button: Any = None) -> None:
         c = self.controls
@@ -488,7 +498,8 @@ class LambdaExplorer:
         With the widgets built the sliders are moved (callback, render, PNG, image update);
         otherwise `png(state)` is timed.
         """
-        states = list(states or self._tour(n))
+        states = list(states or self.tour(n))
+        before = self._read_controls() if self.controls is not None else None
         seconds = []
         for s in states[:n]:
             start = time.perf_counter()
@@ -497,25 +508,34 @@ class LambdaExplorer:
             else:
                 self.png(s)
             seconds.append(time.perf_counter() - start)
+        if before is not None:  # leave the sliders where the user had them
+            self.set_state(before)
         return seconds
 
     def _set_controls(self, s: ExplorerState) -> None:
+        """Move the one control in which `s` differs from the sliders (its callback redraws)."""
         c = self.controls
         if c.reg.value != s.regularizer:
-            self._hold = True
             c.reg.value = s.regularizer
-            self._hold = False
-            self._sync_lambda_slider(s.regularizer, s.lam)
-            self._hold = True
-            c.epoch.value = s.epoch
-            self._hold = False
-            self.show(self._read_controls())
         elif c.lam.value != s.lam:
             c.lam.value = s.lam
-        else:
+        elif c.epoch.value != s.epoch:
             c.epoch.value = s.epoch
 
-    def _tour(self, n: int) -> list[ExplorerState]:
+    def set_state(self, state: ExplorerState) -> None:
+        """Move every slider to `state` and redraw once."""
+        state = self.check(state)
+        c = self.controls
+        held, self._hold = self._hold, True
+        try:
+            c.reg.value = state.regularizer
+            self._sync_lambda_slider(state.regularizer, state.lam)
+            c.epoch.value = state.epoch
+        finally:
+            self._hold = held
+        self.show(self._read_controls())
+
+    def tour(self, n: int) -> list[ExplorerState]:
         """A walk over the sliders: mostly lambda steps, some epoch moves and switches."""
         states, reg = [], self.regularizers()[0]
         i, epoch = 0, self.result.epochs

@@ -1,0 +1,179 @@
+"""The lambda sweep: its grid, the cache as stop/resume, divergence, and `psp-lite sweep`."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import psp_lite.train
+from psp_lite import cache, cli
+from psp_lite.sweep import (
+    DEFAULT_LAMBDAS,
+    default_snapshots,
+    reading,
+    snapshot_for,
+    sweep,
+    sweep_configs,
+    train_one,
+)
+from psp_lite.train import TrainingDiverged
+
+TINY = dict(dataset="synthetic-mnist", psp_lambdas=(1e-3, 1e-2), l2_lambdas=(1e-4,), epochs=2,
+            train_subset=200, test_subset=100, device="cpu", progress=False)
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def count_training(monkeypatch):
+    """Record the (regularizer, lam) of every run actually trained (not loaded)."""
+    trained: list[tuple[str, float]] = []
+    real = psp_lite.train.train
+
+    def counting(config, *args, **kwargs):
+        trained.append((config.regularizer, config.lam))
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(psp_lite.train, "train", counting)
+    return trained
+
+
+def test_default_grid_is_log_spaced_from_1e5_to_1e1_with_the_paper_values():
+    lams = np.array(DEFAULT_LAMBDAS)
+    assert len(lams) >= 7
+    assert lams[0] == pytest.approx(1e-5) and lams[-1] == pytest.approx(1e-1)
+    steps = np.diff(np.log10(lams))
+    np.testing.assert_allclose(steps, steps[0], atol=0.01)
+    assert 1e-3 in DEFAULT_LAMBDAS and 1e-4 in DEFAULT_LAMBDAS  # paper: PSP 1e-3, l2 1e-4
+
+
+def test_configs_share_one_protocol_and_order_runs_none_psp_l2():
+    configs = sweep_configs("fashion-mnist", (1e-2, 1e-3), (1e-4,), epochs=6, device="cpu")
+    assert [(c.regularizer, c.lam) for c in configs] == [
+        ("none", 0.0), ("psp", 1e-3), ("psp", 1e-2), ("l2", 1e-4)]
+    assert {(c.epochs, c.lr, c.batch_size, c.seed, c.train_subset) for c in configs} == {
+        (6, 0.1, 100, 0, 10000)}
+    assert configs[0].snapshot_epochs == (1, 3, 6) == default_snapshots(6)
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0.0, math.nan, math.inf])
+def test_bad_lambdas_are_refused_before_training(bad, count_training):
+    with pytest.raises(ValueError, match="lambda"):
+        sweep(**{**TINY, "psp_lambdas": (1e-3, bad)})
+    assert count_training == []
+
+
+def test_snapshot_for_takes_the_latest_kept_epoch_not_after():
+    assert snapshot_for([1, 3, 5], 4) == 3
+    assert snapshot_for([1, 3, 5], 5) == 5
+    assert snapshot_for([3, 5], 1) == 3
+
+
+def test_sweep_trains_each_run_once_then_reuses_the_cache(count_training):
+    first = sweep(**TINY)
+    assert sorted(first.runs) == sorted([("none", 0.0), ("psp", 1e-3), ("psp", 1e-2),
+                                         ("l2", 1e-4)])
+    assert len(count_training) == 4
+    again = sweep(**TINY)
+    assert len(count_training) == 4  # nothing retrained
+    for key, h in first.runs.items():
+        assert again.runs[key].test_error == h.test_error
+        assert sorted(h.weights) == [1, 2]  # snapshots for the epoch slider
+    assert first.lambdas("psp") == [1e-3, 1e-2]
+    assert first.get("psp", 0.0) is first.baseline
+    table = first.table()
+    assert "| 0 (no regularization) |" in table and "| 0.01 |" in table and "—" in table
+
+
+def test_interrupting_a_sweep_loses_only_the_run_in_progress(monkeypatch, isolated_cache):
+    real = psp_lite.train.train
+    calls: list[tuple[str, float]] = []
+
+    def interrupted_on_third(config, *args, **kwargs):
+        calls.append((config.regularizer, config.lam))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C during the third run
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(psp_lite.train, "train", interrupted_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        sweep(**TINY)
+    assert len(list(isolated_cache.glob("*.npz"))) == 2  # the two finished runs
+    assert not list(isolated_cache.glob(".tmp-*"))  # no half-written entry
+
+    resumed: list[tuple[str, float]] = []
+
+    def counting(config, *args, **kwargs):
+        resumed.append((config.regularizer, config.lam))
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(psp_lite.train, "train", counting)
+    result = sweep(**TINY)
+    assert resumed == calls[2:] + [("l2", 1e-4)]  # the interrupted run and the rest, only
+    assert len(result.runs) == 4
+
+
+def test_a_diverging_run_is_recorded_and_not_retrained(monkeypatch):
+    real = psp_lite.train.train
+    attempts: list[float] = []
+
+    def diverges_at_large_lambda(config, *args, **kwargs):
+        if config.lam == 1e-2:
+            attempts.append(config.lam)
+            raise TrainingDiverged("loss became nan")
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(psp_lite.train, "train", diverges_at_large_lambda)
+    result = sweep(**TINY)
+    assert result.diverged == [("psp", 1e-2)] and ("psp", 1e-2) not in result.runs
+    assert "diverged" in result.table()
+    again = sweep(**TINY)
+    assert again.diverged == [("psp", 1e-2)] and attempts == [1e-2]
+
+
+def test_train_one_adds_a_lambda_under_the_same_protocol():
+    result = sweep(**TINY)
+    history = train_one(result, "psp", 3e-3, progress=False)
+    assert result.lambdas("psp") == [1e-3, 3e-3, 1e-2]
+    assert history.config == result.config_for("psp", 3e-3)
+    assert cache.load(history.config) is not None
+    with pytest.raises(ValueError):
+        train_one(result, "psp", 0.0)
+    with pytest.raises(ValueError):
+        train_one(result, "dropout", 1e-3)
+
+
+def test_reading_names_the_best_lambda_and_the_noise():
+    text = reading(sweep(**TINY), smoke=True)
+    assert text.startswith("SMOKE RUN") and "PSP: lowest final test error" in text
+    assert "l2:" in text and "standard errors" in text
+
+
+def test_cli_sweep_prints_the_table_and_writes_the_u_curve(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = cli.main(["sweep", "--dataset", "synthetic-mnist", "--epochs", "1",
+                     "--psp-lambdas", "1e-3", "1e-2", "--l2-lambdas", "1e-4",
+                     "--train-subset", "200", "--test-subset", "100", "--device", "cpu",
+                     "--seed", "1", "--out", str(out), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "| λ | PSP: test error % | l2: test error % |" in captured.out
+    assert "lowest PSP" in captured.out
+    png = out / "sweep_u_curve.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "sweep_table.md").read_text().startswith("| λ |")
+    assert f"wrote {png}" in captured.err
+
+
+def test_cli_sweep_reports_a_bad_lambda_in_one_line(tmp_path, capsys):
+    code = cli.main(["sweep", "--dataset", "synthetic-mnist", "--psp-lambdas", "-1",
+                     "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("psp-lite: error: lambda must be") and err.count("\n") == 1

@@ -1,0 +1,183 @@
+"""The lambda explorer without a browser: its drawing is a function of the slider state, its
+callbacks record what they drew, and the notebook's sliders can be moved from the kernel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+from nbclient import NotebookClient
+
+from psp_lite.sweep import SweepResult, sweep
+from psp_lite.widgets import ExplorerState, LambdaExplorer, format_lambda, median_ms, u_curve
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "08_lambda_explorer.ipynb"
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory) -> SweepResult:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PSP_LITE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    try:
+        yield sweep("synthetic-mnist", (1e-4, 1e-3, 1e-2), (1e-4, 1e-2), epochs=3,
+                    train_subset=200, test_subset=100, device="cpu", progress=False)
+    finally:
+        mp.undo()
+
+
+@pytest.fixture
+def explorer(result) -> LambdaExplorer:
+    return LambdaExplorer(result)
+
+
+def test_png_is_a_function_of_the_state_and_is_recorded(explorer):
+    a = ExplorerState("psp", 1e-3, 3)
+    b = ExplorerState("psp", 1e-2, 3)
+    first = explorer.png(a)
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    assert explorer.last.state == a
+    assert explorer.last.png_sha1 == hashlib.sha1(first).hexdigest()
+    explorer.png(b)
+    assert explorer.last.png_sha1 != hashlib.sha1(first).hexdigest()
+    assert explorer.png(a) == first  # back to the same state: the same picture
+    assert [d.state for d in explorer.draws] == [a, b, a]
+
+
+def test_render_puts_the_chosen_run_into_the_highlight_and_histograms(explorer, result):
+    state = ExplorerState("l2", 1e-2, 1)
+    fig = explorer.render(state)
+    h = result.get("l2", 1e-2)
+    np.testing.assert_allclose(explorer.err_hl.get_ydata(), h.test_error)
+    np.testing.assert_allclose(explorer.z2_hl.get_ydata(), h.z2)
+    assert list(explorer.err_marker.get_xdata()) == [1, 1]
+    counts, _ = np.histogram(h.weights[1]["fc1.weight"], bins=explorer.edges["fc1.weight"])
+    layer = explorer.layers.index("fc1.weight")
+    drawn = np.nan_to_num(explorer.hist_run[layer].get_ydata()[:-1])
+    np.testing.assert_allclose(drawn * np.diff(explorer.edges["fc1.weight"]) *
+                               h.weights[1]["fc1.weight"].size, counts)
+    assert "l2, λ = 1.0e-02, epoch 1" in explorer.suptitle.get_text()
+    assert fig is explorer.figure and explorer.last.png_sha1 is None
+
+
+def test_lambda_zero_is_the_unregularized_run_and_epochs_are_clipped(explorer, result):
+    explorer.png(ExplorerState("psp", 0.0, 99))
+    assert explorer.last.state == ExplorerState("psp", 0.0, 3)
+    np.testing.assert_allclose(explorer.err_hl.get_ydata(), result.baseline.test_error)
+    assert explorer.suptitle.get_text().startswith("no regularization, λ = 0")
+
+
+def test_states_outside_the_sweep_are_refused_clearly(explorer):
+    with pytest.raises(KeyError, match="not in the sweep; train it first"):
+        explorer.png(ExplorerState("psp", 5e-3, 1))
+    with pytest.raises(ValueError, match="regularizer"):
+        explorer.png(ExplorerState("dropout", 1e-3, 1))
+
+
+def test_sliders_drive_the_callbacks_and_change_the_image(explorer, result):
+    explorer.ui(ExplorerState("psp", 1e-3, 3))
+    c = explorer.controls
+    assert [v for _, v in c.lam.options] == [0.0, 1e-4, 1e-3, 1e-2]
+    assert [label for label, _ in c.lam.options][:2] == ["0 (none)", format_lambda(1e-4)]
+    image = c.image.value
+    n = len(explorer.draws)
+
+    c.lam.value = 1e-2  # what a slider move in the browser does in the kernel
+    assert explorer.last.state == ExplorerState("psp", 1e-2, 3)
+    assert c.image.value != image and hashlib.sha1(c.image.value).hexdigest() == \
+        explorer.last.png_sha1
+    assert len(explorer.draws) == n + 1  # one change, one redraw
+
+    c.epoch.value = 2
+    assert explorer.last.state == ExplorerState("psp", 1e-2, 2)
+
+    c.reg.value = "l2"  # options follow the regularizer; the nearest lambda is kept
+    assert [v for _, v in c.lam.options] == [0.0, 1e-4, 1e-2]
+    assert explorer.last.state == ExplorerState("l2", 1e-2, 2)
+    assert len(explorer.draws) == n + 3
+    assert "test error" in c.status.value and "redraw" in c.status.value
+
+
+def test_train_button_adds_a_new_lambda_to_the_slider(explorer, result, tmp_path,
+                                                      monkeypatch):
+    monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path / "cache"))
+    explorer.ui(ExplorerState("psp", 1e-3, 3))
+    c = explorer.controls
+    c.new_lam.value = 3e-3
+    c.train_button.click()
+    assert 3e-3 in [v for _, v in c.lam.options]
+    assert c.lam.value == 3e-3 and explorer.last.state == ExplorerState("psp", 3e-3, 3)
+    assert result.get("psp", 3e-3).config == result.config_for("psp", 3e-3)
+    assert "added λ=0.003" in c.status.value and not c.train_button.disabled
+    assert len(explorer.u_lines["psp"].get_xdata()) == 4  # the λ curve gained the point
+
+    c.new_lam.value = -1.0  # a bad value: a message in the UI, no exception, nothing added
+    c.train_button.click()
+    assert "could not train" in c.status.value and len(result.lambdas("psp")) == 4
+    del result.runs[("psp", 3e-3)]  # keep the module's sweep as it was
+
+
+def test_redraws_are_fast_and_leave_the_sliders_where_they_were(explorer):
+    explorer.ui(ExplorerState("psp", 1e-4, 2))
+    explorer.time_redraws(4)  # warm the per-regularizer backgrounds
+    seconds = explorer.time_redraws(20)
+    assert len(seconds) == 20
+    assert median_ms(seconds) < 200, f"median redraw {median_ms(seconds):.0f} ms (target 200)"
+    assert explorer.last.state == ExplorerState("psp", 1e-4, 2)
+
+
+def test_u_curve_draws_one_line_per_regularizer_and_the_baseline(result):
+    fig = u_curve(result)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert [line.get_label() for line in ax.get_lines()] == ["PSP", "l2", "no regularization"]
+
+
+PROBE = """
+import json
+c = explorer.controls
+before = dict(sha=explorer.last.png_sha1, image=hash(c.image.value), n=len(explorer.draws))
+values = [v for _, v in c.lam.options]
+new_lam = values[(values.index(c.lam.value) + 1) % len(values)]
+c.lam.value = new_lam
+c.epoch.value = 1
+print("PROBE" + json.dumps(dict(
+    before=before, new_lam=new_lam, n=len(explorer.draws),
+    states=[[d.state.regularizer, d.state.lam, d.state.epoch] for d in explorer.draws[-2:]],
+    shas=[d.png_sha1 for d in explorer.draws[-2:]], image=hash(c.image.value),
+    image_sha=__import__("hashlib").sha1(c.image.value).hexdigest(),
+    readout=c.lam.label)))
+"""
+
+
+@pytest.mark.notebook
+def test_notebook_sliders_set_from_the_kernel_redraw(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSP_LITE_SMOKE", "1")
+    monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)
+        probe = nbformat.v4.new_code_cell(PROBE)
+        nb.cells.append(probe)
+        client.execute_cell(probe, len(nb.cells) - 1)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, errors
+    widget_views = [o for c in nb.cells for o in c.get("outputs", [])
+                    if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widget_views, "the explorer cell must display its widgets"
+    text = "".join(o.get("text", "") for o in probe.outputs)
+    report = json.loads(text.split("PROBE", 1)[1])
+    assert report["n"] == report["before"]["n"] + 2  # two slider changes, two redraws
+    (reg1, lam1, _), (reg2, lam2, epoch2) = report["states"]
+    assert lam1 == lam2 == report["new_lam"] and epoch2 == 1
+    assert report["shas"][0] != report["before"]["sha"] != report["shas"][1]
+    assert report["image"] != report["before"]["image"]
+    assert report["image_sha"] == report["shas"][1]  # the widget shows the last drawing
+    assert report["readout"] == format_lambda(report["new_lam"])
