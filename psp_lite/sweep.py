@@ -179,26 +179,18 @@ def sweep(
     psp_lambdas: Sequence[float] = DEFAULT_LAMBDAS,
     l2_lambdas: Sequence[float] = DEFAULT_LAMBDAS,
     *,
-    include_none: bool = True,
-    epochs: int = DEFAULT_EPOCHS,
-    seed: int = 0,
-    train_subset: int | None = DEFAULT_TRAIN_SUBSET,
-    test_subset: int | None = DEFAULT_TEST_SUBSET,
-    snapshot_epochs: Sequence[int] | None = None,
     data_dir: str | Path | None = None,
-    device: str | torch.device | None = None,
     progress: bool = True,
-    **overrides,
+    **grid,
 ) -> SweepResult:
     """Train (or load from the cache) LeNet5 over the lambda grid; one progress bar for all runs.
+
+    `grid` takes `sweep_configs`' keywords (epochs, seed, subsets, snapshot_epochs, device, ...).
 
     A run that diverges is recorded in `result.diverged` (and remembered in the cache) instead of
     stopping the sweep. Interrupting loses only the run in progress; call again to resume.
     """
-    configs = sweep_configs(dataset, psp_lambdas, l2_lambdas, include_none=include_none,
-                            epochs=epochs, seed=seed, train_subset=train_subset,
-                            test_subset=test_subset, snapshot_epochs=snapshot_epochs,
-                            device=device, **overrides)
+    configs = sweep_configs(dataset, psp_lambdas, l2_lambdas, **grid)
     base = dataclasses.replace(configs[0], regularizer="none", lam=0.0).resolved()
     result = SweepResult(base=base)
     data: TensorData | None = None
@@ -219,7 +211,8 @@ def sweep(
             if history is None:
                 if data is None:
                     data = load_dataset(dataset, data_dir, device=config.device,
-                                        train_subset=train_subset, test_subset=test_subset)
+                                        train_subset=config.train_subset,
+                                        test_subset=config.test_subset)
                 try:
                     history = run(config, data=data, progress=False)
                 except TrainingDiverged as error:
