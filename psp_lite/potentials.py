@@ -6,8 +6,9 @@ name -> z, one entry per call of an activation module, in forward order, the log
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import torch
@@ -21,6 +22,8 @@ ACTIVATIONS: tuple[type[nn.Module], ...] = (
 )
 
 OUTPUT = "output"
+
+_WARNED_NO_ACTIVATIONS: set[type] = set()
 
 
 def activation_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -77,19 +80,41 @@ def capture(
 
     z is the input of each activation-module call (Eq. 2); a module called twice gives `name`
     and `name#2`. With `include_output`, the logits (the last layer's z) are the last entry,
-    under the name ``"output"``. The tensors stay in the autograd graph.
+    under the name ``"output"`` (``"output#logits"`` if an activation module is itself named
+    "output"). The tensors stay in the autograd graph. A model without activation modules gets a
+    one-time warning: PSP would then see its logits only.
     """
     potentials: OrderedDict[str, Tensor] = OrderedDict()
     with watch_potentials(model, potentials.__setitem__):
         output = model(x)
+    if not potentials:
+        _warn_no_activations(model)
     if include_output:
         if not isinstance(output, Tensor):
             raise TypeError(
                 f"{type(model).__name__} returned {type(output).__name__}, not a tensor of logits; "
                 "pass include_output=False or wrap the model so that it returns one tensor."
             )
-        potentials[OUTPUT] = output
+        potentials[output_name(potentials)] = output
     return output, potentials
+
+
+def output_name(potentials: Mapping[str, Tensor]) -> str:
+    """The key of the logits: "output", or "output#logits" if an activation is named "output"."""
+    return OUTPUT if OUTPUT not in potentials else f"{OUTPUT}#logits"
+
+
+def _warn_no_activations(model: nn.Module) -> None:
+    """Warn once per model class that PSP will see the logits only."""
+    if type(model) in _WARNED_NO_ACTIVATIONS:
+        return
+    _WARNED_NO_ACTIVATIONS.add(type(model))
+    warnings.warn(
+        f"{type(model).__name__} has no activation modules, so only its output (the logits) is "
+        "captured and PSP regularizes the last layer alone. If its forward calls F.relu or "
+        "torch.tanh, build those as nn.ReLU() / nn.Tanh() submodules instead.",
+        UserWarning, stacklevel=3,
+    )
 
 
 @torch.no_grad()

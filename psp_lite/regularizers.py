@@ -7,23 +7,22 @@ Two normalizations of PSP exist (see notebook 02):
 * ``"reference"``: what the authors' code computes and what their lambda = 1e-3 refers to,
   ``lam * mean_l mean(z_l^2)`` (per layer a mean over batch, neurons and positions).
 
-`psp_penalty` builds the penalty as a differentiable scalar. `PSPGradient` is the fused form used
-for training: it adds d(penalty)/dz directly to each z's gradient during the one backward pass
-(Eq. 13-15 are then carried to every earlier layer by back-propagation), which skips building the
-penalty's own graph.
+Both are ``sum_l c_l / 2 * |z_l|^2`` with one factor ``c_l`` per potential tensor, so
+d(penalty)/dz_l = c_l * z_l (Eq. 13). `psp_penalty` computes that in one fused autograd node
+(`SquaredPotentials`): the forward is one reduction per z, the backward hands each z its
+``grad_output * c_l * z_l``, and back-propagation carries it to every earlier layer (Eqs. 14-15).
+Being a term of the loss, it is right under any loss scaling (gradient accumulation, AMP's
+GradScaler) and under `torch.func` transforms (`vmap`, `grad`).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
-
-from psp_lite.potentials import watch_potentials
 
 NORMALIZATIONS = ("paper", "reference")
 
@@ -60,26 +59,73 @@ def _as_list(potentials: Mapping[str, Tensor] | Sequence[Tensor]) -> list[Tensor
     return zs
 
 
+def psp_gradient_scale(z: Tensor, n_layers: int, lam: float, normalization: str,
+                       batch_size: int | None = None) -> float:
+    """c such that d(penalty)/dz = c * z for one potential tensor (the factor in Eq. 13).
+
+    "paper": lam / B, with B the batch size (by default z's leading dimension);
+    "reference": 2 lam / (N_z L), N_z the number of entries of z, L the number of tensors.
+    """
+    if normalization == "paper":
+        if batch_size is None:
+            batch_size = z.shape[0] if z.dim() > 0 else 1
+        return lam / batch_size
+    return 2.0 * lam / (z.numel() * n_layers)
+
+
+def _sum_of_squares(z: Tensor) -> Tensor:
+    """|z|^2, accumulated in float32 when z is half or bfloat16 (mixed precision)."""
+    if z.dtype in (torch.float16, torch.bfloat16):
+        z = z.float()
+    return z.square().sum()
+
+
+class SquaredPotentials(torch.autograd.Function):
+    """sum_l c_l / 2 * |z_l|^2 as one autograd node; its backward is grad_output * c_l * z_l.
+
+    Forward: one reduction per z. Backward: Eq. 13 for each z, nothing else; autograd carries
+    it back through the network (Eqs. 14-15). Written in the `setup_context` style with a
+    generated vmap rule, so it also runs under `torch.func.vmap` and `torch.func.grad`.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(scales: tuple[float, ...], *zs: Tensor) -> Tensor:
+        return sum(0.5 * c * _sum_of_squares(z) for c, z in zip(scales, zs, strict=True))
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: Tensor) -> None:
+        scales, *zs = inputs
+        ctx.scales = scales
+        ctx.save_for_backward(*zs)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+        zs = ctx.saved_tensors
+        return (None, *((grad_output * c) * z for c, z in zip(ctx.scales, zs, strict=True)))
+
+
 def psp_penalty(
     potentials: Mapping[str, Tensor] | Sequence[Tensor],
     lam: float,
     normalization: str = "paper",
+    *,
+    batch_size: int | None = None,
 ) -> Tensor:
-    """PSP penalty of Eq. 7 as a differentiable scalar, in one of the two normalizations."""
+    """PSP penalty of Eq. 7 as a term of the loss, in one of the two normalizations.
+
+    "paper" divides by the batch size B: by default the leading dimension of the first potential
+    (pass `batch_size` for potentials that are not batch-first). The gradient is that of the
+    plain formula, computed by one fused node (`SquaredPotentials`).
+    """
     lam = check_lambda(lam)
     check_normalization(normalization)
     zs = _as_list(potentials)
-    if normalization == "paper":
-        batch = zs[0].shape[0] if zs[0].dim() > 0 else 1
-        return lam * 0.5 * sum(z.square().sum() for z in zs) / batch
-    return lam * sum(z.square().mean() for z in zs) / len(zs)
-
-
-def psp_gradient_scale(z: Tensor, n_layers: int, lam: float, normalization: str) -> float:
-    """c such that d(penalty)/dz = c * z for one potential tensor (the factor in Eq. 13)."""
-    if normalization == "paper":
-        return lam / (z.shape[0] if z.dim() > 0 else 1)
-    return 2.0 * lam / (z.numel() * n_layers)
+    if normalization == "paper" and batch_size is None:
+        batch_size = zs[0].shape[0] if zs[0].dim() > 0 else 1
+    scales = tuple(psp_gradient_scale(z, len(zs), lam, normalization, batch_size) for z in zs)
+    return SquaredPotentials.apply(scales, *zs)
 
 
 def l2_penalty(parameters: nn.Module | Iterable[Tensor], lam: float) -> Tensor:
@@ -91,64 +137,3 @@ def l2_penalty(parameters: nn.Module | Iterable[Tensor], lam: float) -> Tensor:
     lam = check_lambda(lam)
     params = parameters.parameters() if isinstance(parameters, nn.Module) else parameters
     return lam * 0.5 * sum(p.square().sum() for p in params)
-
-
-class PSPGradient:
-    """Fused PSP for training: adds d(penalty)/dz to each z's gradient in the backward pass.
-
-    Use as a context manager around a training loop, calling the object instead of the model::
-
-        with PSPGradient(model, lam=1e-3, normalization="reference") as psp:
-            loss = F.cross_entropy(psp(x), y)
-            loss.backward()        # gradients now equal those of loss + psp_penalty(...)
-
-    Gives the same parameter gradients as `psp_penalty` through autograd (tested) for less work.
-    """
-
-    def __init__(
-        self, model: nn.Module, lam: float, normalization: str = "reference",
-        include_output: bool = True,
-    ) -> None:
-        self.model = model
-        self.lam = check_lambda(lam)
-        self.normalization = check_normalization(normalization)
-        self.include_output = include_output
-        self.potentials: OrderedDict[str, Tensor] = OrderedDict()
-        self._watch = None
-
-    def __enter__(self) -> PSPGradient:
-        self._watch = watch_potentials(self.model, self.potentials.__setitem__)
-        self._watch.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._watch.__exit__(*exc)
-        self._watch = None
-        self.potentials.clear()
-
-    def __call__(self, x: Tensor) -> Tensor:
-        if self._watch is None:
-            raise RuntimeError("use PSPGradient inside a `with` block.")
-        self.potentials.clear()
-        output = self.model(x)
-        if self.include_output:
-            self.potentials["output"] = output
-        zs = _as_list(self.potentials)
-        if self.lam > 0 and torch.is_grad_enabled():
-            for z in zs:
-                if z.requires_grad:
-                    scale = psp_gradient_scale(z, len(zs), self.lam, self.normalization)
-                    z.register_hook(_add_scaled(z.detach(), scale))
-        return output
-
-    @torch.no_grad()
-    def penalty(self) -> float:
-        """The value of the penalty for the last forward pass (for logging)."""
-        return psp_penalty(self.potentials, self.lam, self.normalization).item()
-
-
-def _add_scaled(z: Tensor, scale: float):
-    def hook(grad: Tensor) -> Tensor:
-        return grad.add(z, alpha=scale)
-
-    return hook
