@@ -10,6 +10,7 @@ import dataclasses
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -243,8 +244,8 @@ def train(config: RunConfig, data: TensorData | None = None, *, data_dir: str | 
         if not math.isfinite(train_loss):
             raise _diverged(history, epoch, train_loss)
         test_loss, test_error, z2 = evaluate(model, data, config.test_batch_size)
-        record_epoch(history, model, epoch, time.perf_counter() - start,
-                     train_loss, test_loss, test_error, z2)
+        record_epoch(history, epoch, time.perf_counter() - start, train_loss, test_loss,
+                     test_error, z2, layer_names(model, list(z2)), model.named_parameters())
         bar.set_postfix(test_error=f"{test_error:.2f}%", z2=f"{history.z2[-1]:.3g}")
     return history
 
@@ -264,20 +265,23 @@ def snapshot_epochs(config: RunConfig) -> set[int]:
             | {config.epochs})
 
 
-def record_epoch(history: RunHistory, model: nn.Module, epoch: int, seconds: float,
-                 train_loss: float, test_loss: float, test_error: float, z2: dict) -> None:
-    """Append one epoch's numbers to `history` (and the weights, at a snapshot epoch)."""
+def record_epoch(history: RunHistory, epoch: int, seconds: float, train_loss: float,
+                 test_loss: float, test_error: float, z2: dict, layers: list[str],
+                 parameters: Iterable[tuple[str, torch.Tensor]]) -> None:
+    """Append one epoch's numbers to `history` (and the weights, at a snapshot epoch).
+
+    `z2` is name -> <z^2> in capture order; `layers` gives their display names.
+    """
     history.seconds.append(seconds)
     history.train_loss.append(train_loss)
     history.test_loss.append(test_loss)
     history.test_error.append(test_error)
     history.z2.append(float(np.mean(list(z2.values()))))
-    for name, value in zip(layer_names(model, list(z2)), z2.values(), strict=True):
+    for name, value in zip(layers, z2.values(), strict=True):
         history.z2_layers.setdefault(name, []).append(value)
     if epoch in snapshot_epochs(history.config):
         history.weights[epoch] = {
-            name: p.detach().float().cpu().numpy().ravel().copy()
-            for name, p in model.named_parameters()
+            name: p.detach().float().cpu().numpy().ravel().copy() for name, p in parameters
         }
 
 
