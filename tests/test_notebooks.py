@@ -85,7 +85,7 @@ time.sleep(600 if first else 0)
 print("finished")"""
 #: Sleeps far past the test's timeout every time.
 HANGS_ALWAYS = "import time\ntime.sleep(600)"
-TINY_TIMEOUT = 3.0  # s: far above what `print` needs on a loaded machine, far below 600 s
+TINY_TIMEOUT = 5.0  # s: far above what `print` needs on a loaded machine, far below 600 s
 
 
 def tiny_notebook(code: str) -> nbformat.NotebookNode:
@@ -99,11 +99,11 @@ def tiny_notebook(code: str) -> nbformat.NotebookNode:
 
 def test_a_timed_out_notebook_is_run_again_on_a_fresh_kernel_and_says_so(tmp_path: Path) -> None:
     with pytest.warns(NotebookRetryWarning,
-                      match=r"hangs-once: cell 3 of 3 \(`import pathlib, time`\) ran past 3 s "
+                      match=r"hangs-once: cell 3 of 3 \(`import pathlib, time`\) ran past 5 s "
                             r"\(attempt 1\); running the notebook again"):
         run = run_notebook(lambda: tiny_notebook(HANGS_ONCE), tmp_path, "hangs-once",
                            cell_timeout=TINY_TIMEOUT)
-    assert run.retried and run.timeouts == ["cell 3 of 3 (`import pathlib, time`) ran past 3 s"]
+    assert run.retried and run.timeouts == ["cell 3 of 3 (`import pathlib, time`) ran past 5 s"]
     assert run.notebook.cells[2].outputs[0]["text"] == "finished\n"
 
 
@@ -115,7 +115,7 @@ def test_a_notebook_that_times_out_twice_fails_naming_the_cell(tmp_path: Path) -
                      cell_timeout=TINY_TIMEOUT)
     assert str(info.value) == (
         "hangs-always: timed out on every one of 2 attempts, each on a fresh kernel: "
-        "cell 3 of 3 (`import time`) ran past 3 s; cell 3 of 3 (`import time`) ran past 3 s")
+        "cell 3 of 3 (`import time`) ran past 5 s; cell 3 of 3 (`import time`) ran past 5 s")
     assert [w.category for w in caught] == [NotebookRetryWarning]  # one retry, then the failure
 
 
