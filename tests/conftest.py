@@ -1,14 +1,64 @@
-"""Session-wide pytest hooks: a table of each notebook's smoke-run time and peak memory."""
+"""Shared test requirements and session hooks.
+
+* `missing_requirement`: a test whose requirement (real data, a browser) is missing skips with
+  the reason and how to get it, except in CI (`CI=true`), where it fails: CI must run every test.
+* `fashion_mnist` / `debian_fashion_mnist`: the real-data tests' requirement, through it.
+* After the run, a table of each notebook's smoke-run time, peak memory and retries.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import NoReturn
+
 import pytest
 
-Row = tuple[str, float, "int | None", str]  # notebook, seconds, peak bytes, outcome
+#: Where Debian's `dataset-fashion-mnist` puts the four idx .gz files.
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+GET_FASHION_MNIST = ("get it with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or put "
+                     "its four idx files in $PSP_LITE_DATA/FashionMNIST/raw/ (README, Data)")
+
+
+def in_ci() -> bool:
+    """True on a CI machine: `CI=true` (set by .ci/run, GitHub Actions, GitLab CI, ...)."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def missing_requirement(what: str, how: str) -> NoReturn:
+    """Skip the running test because `what` is missing, saying `how` to get it; fail in CI."""
+    if in_ci():
+        pytest.fail(f"{what} (CI=true: CI runs every test, so this is a failure, not a skip); "
+                    f"{how}", pytrace=False)
+    pytest.skip(f"{what}; {how}")
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist() -> None:
+    """Fashion-MNIST is on this machine (found without downloading), else skip / fail in CI."""
+    from psp_lite.data import DatasetNotFoundError, load_dataset
+
+    try:
+        load_dataset("fashion-mnist", download=False, train_subset=1, test_subset=1)
+    except DatasetNotFoundError:
+        missing_requirement("Fashion-MNIST is not on this machine", GET_FASHION_MNIST)
+
+
+@pytest.fixture(scope="session")
+def debian_fashion_mnist() -> Path:
+    """The folder of Debian's Fashion-MNIST files, else skip / fail in CI."""
+    if not all((DEBIAN_FASHION_MNIST / f"{name}.gz").is_file() for name in (
+            "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte")):
+        missing_requirement(f"Debian's Fashion-MNIST files are not in {DEBIAN_FASHION_MNIST}",
+                            "install them with `apt-get install dataset-fashion-mnist`")
+    return DEBIAN_FASHION_MNIST
+
+Row = tuple[str, float, "int | None", str, str]  # notebook, seconds, peak bytes, outcome, retry
 
 
 def notebook_rows(terminalreporter: pytest.TerminalReporter) -> list[Row]:
-    """(notebook, seconds, peak bytes, outcome) from the reports of tests/test_notebooks.py."""
+    """(notebook, seconds, peak bytes, outcome, retry note) from tests/test_notebooks.py."""
     rows = []
     for reports in terminalreporter.stats.values():
         for report in reports:
@@ -17,7 +67,8 @@ def notebook_rows(terminalreporter: pytest.TerminalReporter) -> list[Row]:
             props = dict(getattr(report, "user_properties", ()))
             if "notebook_seconds" in props:
                 rows.append((props["notebook"], props["notebook_seconds"],
-                             props.get("notebook_peak_bytes"), report.outcome))
+                             props.get("notebook_peak_bytes"), report.outcome,
+                             props.get("notebook_retried", "")))
     return sorted(rows)
 
 
@@ -29,10 +80,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     write = terminalreporter.write_line
     terminalreporter.section("notebooks in smoke mode (fresh kernel each)")
     write(f"{'notebook':<44} {'time':>8} {'peak memory':>12}  result")
-    for name, seconds, peak, outcome in rows:
+    for name, seconds, peak, outcome, retried in rows:
         mem = "n/a" if peak is None else f"{peak / 2**20:.0f} MiB"
-        write(f"{name:<44} {seconds:>6.1f} s {mem:>12}  {outcome}")
-    peaks = [p for _, _, p, _ in rows if p is not None]
+        note = f" (retried on a fresh kernel: {retried})" if retried else ""
+        write(f"{name:<44} {seconds:>6.1f} s {mem:>12}  {outcome}{note}")
+    peaks = [p for _, _, p, _, _ in rows if p is not None]
     top = f"{max(peaks) / 2**20:.0f} MiB" if peaks else "n/a"
     write(f"{'total (' + str(len(rows)) + ' notebooks)':<44} {sum(r[1] for r in rows):>6.1f} s "
           f"{top:>12}  (largest peak)")

@@ -1,34 +1,44 @@
-"""The lambda explorer in a real browser: JupyterLab on 127.0.0.1 driven by headless Chromium.
+"""The lambda explorer in a real headless Chromium, in JupyterLab and in Voila.
 
-Starts JupyterLab (random token, free port, fresh settings/workspace/config folders, a temporary
-copy of the notebooks, smoke mode, an isolated run cache), opens notebook 08 in Debian's chromium
-through Playwright, runs all cells, moves the lambda slider with the keyboard and checks that the
-slider's readout and the plot image change. Needs `chromium` (apt) and `playwright` (pip; its own
-browser download is not used). A missing browser is a failure with instructions, not a skip.
+Each test serves notebook 08 on 127.0.0.1 (free port, random token, smoke mode, an isolated run
+cache; tests/browser_harness.py), waits for the explorer's image, moves the λ slider with the
+keyboard and checks that the image is drawn again. The browser is Playwright's own Chromium when
+installed, else Debian's `chromium`; with neither the tests skip saying how to get one, and fail
+in CI (`CI=true`). `pytest -k voila` runs the Voila one.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
+import hashlib
+import importlib.util
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_harness import (
+    GET_A_BROWSER,
+    ROOT,
+    Chromium,
+    browser_page,
+    chromium_for,
+    find_chromium,
+    free_port,
+    image_bytes,
+    lambda_slider,
+    port_open,
+    press_right_and_wait_for_a_new_image,
+    server_env,
+    serving,
+    url_answers,
+)
+from conftest import missing_requirement
 
-ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = "08_lambda_explorer.ipynb"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+PNG = b"\x89PNG\r\n\x1a\n"
 #: JupyterLab settings that keep toasts and update checks out of the way.
 QUIET_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
@@ -36,20 +46,61 @@ QUIET_SETTINGS = {
 }
 
 
-def chromium_path() -> str:
-    """Debian's chromium (or $PSP_LITE_CHROMIUM); fails, never skips, when there is none."""
-    for candidate in (os.environ.get("PSP_LITE_CHROMIUM"), "/usr/bin/chromium",
-                      shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    pytest.fail("no chromium found: install Debian's browser (apt-get install chromium, as "
-                ".ci/run does) or point PSP_LITE_CHROMIUM at a Chromium binary.")
+# ----------------------------------------------------------------------------- finding a browser
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def executable(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.fixture
+def no_system_chromium(monkeypatch, tmp_path):
+    """A PATH without any chromium and no $PSP_LITE_CHROMIUM."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.delenv("PSP_LITE_CHROMIUM", raising=False)
+    monkeypatch.setattr("browser_harness.DEBIAN_CHROMIUMS", ("chromium", "chromium-browser"))
+
+
+def test_playwrights_chromium_comes_first_then_debians(no_system_chromium, monkeypatch,
+                                                        tmp_path):
+    playwright = executable(tmp_path / "ms-playwright" / "chrome")
+    debian = executable(tmp_path / "bin" / "chromium")
+    assert find_chromium(str(tmp_path / "not-installed" / "chrome")) is None
+    assert find_chromium(playwright) == Chromium(playwright, "Playwright's Chromium")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert find_chromium(playwright) == Chromium(playwright, "Playwright's Chromium")
+    assert find_chromium(None) == Chromium(debian, "Debian's chromium")
+    assert find_chromium(str(tmp_path / "not-installed" / "chrome")) == \
+        Chromium(debian, "Debian's chromium")
+    chosen = executable(tmp_path / "mine" / "chrome")
+    monkeypatch.setenv("PSP_LITE_CHROMIUM", chosen)
+    assert find_chromium(playwright) == Chromium(chosen, "$PSP_LITE_CHROMIUM")
+
+
+class NoPlaywrightChromium:
+    class chromium:  # noqa: N801 - mimics playwright's attribute
+        executable_path = "/nonexistent/ms-playwright/chrome"
+
+
+def test_without_a_browser_the_tests_skip_saying_how_to_get_one(no_system_chromium, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception) as info:
+        chromium_for(NoPlaywrightChromium)
+    assert str(info.value) == f"no Chromium for the browser tests; {GET_A_BROWSER}"
+    assert "python -m playwright install chromium" in GET_A_BROWSER
+    assert "apt-get install chromium" in GET_A_BROWSER
+
+
+def test_without_a_browser_ci_fails(no_system_chromium, monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="no Chromium.*CI=true.*playwright install"):
+        chromium_for(NoPlaywrightChromium)
+
+
+# ----------------------------------------------------------------------------- JupyterLab
 
 
 @pytest.fixture
@@ -63,95 +114,98 @@ def jupyterlab(tmp_path: Path) -> Iterator[str]:
         path = settings / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    env = {**os.environ, "PSP_LITE_SMOKE": "1", "PSP_LITE_CACHE": str(tmp_path / "cache"),
-           "JUPYTERLAB_SETTINGS_DIR": str(settings),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime")}
-    env.pop("MPLBACKEND", None)  # the kernel's default: the inline backend
+    env = {**server_env(tmp_path), "JUPYTERLAB_SETTINGS_DIR": str(settings),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces")}
     token, port = secrets.token_hex(16), free_port()
-    log = (tmp_path / "jupyterlab.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", f"--ServerApp.token={token}", f"--ServerApp.root_dir={notebooks}",
-         "--allow-root", "--ServerApp.port_retries=0", "--LabApp.news_url=",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"JupyterLab exited ({server.returncode}):\n"
-                            f"{(tmp_path / 'jupyterlab.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("JupyterLab did not answer within 90 s")
-                time.sleep(0.5)
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
+               f"--port={port}", f"--ServerApp.token={token}",
+               f"--ServerApp.root_dir={notebooks}", "--allow-root", "--ServerApp.port_retries=0",
+               "--LabApp.news_url=",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    with serving(command, env, tmp_path / "jupyterlab.log",
+                 lambda: url_answers(f"{base}/api/status?token={token}"), "JupyterLab"):
         yield f"{base}/lab/tree/{NOTEBOOK}?token={token}"
-    finally:
-        server.terminate()  # the server shuts its kernels down on SIGTERM
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
-        # anything the server started and left behind (its own process group)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
 
 
 @pytest.mark.browser
 @pytest.mark.notebook
 def test_browser_lambda_slider_redraws_the_plot(jupyterlab: str, tmp_path: Path) -> None:
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
-
     start = time.perf_counter()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True,
-                                    args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            page.goto(jupyterlab)
-            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
-            # the kernel must be up before "Run All", or the run requests go nowhere
-            page.locator(".jp-StatusBar-Widget", has_text="Idle").first.wait_for(
-                timeout=60_000)
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.locator(".lm-Menu").get_by_text("Run All Cells", exact=True).click()
-            # the notebook's last output: every cell, the redraw timing included, has run
-            page.get_by_text("Noise: two standard errors").wait_for(timeout=150_000)
-            slider = page.locator(".widget-slider", has=page.locator(".widget-label",
-                                                                     has_text="λ")).first
-            readout = slider.locator(".widget-readout")
-            image = page.locator("img.widget-image").first
-            image.wait_for(timeout=10_000)
-            before_value, before_src = readout.inner_text(), image.get_attribute("src")
-            assert before_src and before_src.startswith("blob:"), before_src
+    with browser_page(tmp_path) as page:
+        page.goto(jupyterlab)
+        page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
+        # the kernel must be up before "Run All", or the run requests go nowhere
+        page.locator(".jp-StatusBar-Widget", has_text="Idle").first.wait_for(timeout=60_000)
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.locator(".lm-Menu").get_by_text("Run All Cells", exact=True).click()
+        # the notebook's last output: every cell, the redraw timing included, has run
+        page.get_by_text("Noise: two standard errors").wait_for(timeout=150_000)
+        slider = lambda_slider(page)
+        readout = slider.locator(".widget-readout")
+        image = page.locator("img.widget-image").first
+        image.wait_for(timeout=10_000)
+        before_value, before_png = readout.inner_text(), image_bytes(image)
+        assert before_png.startswith(PNG), before_png[:16]
 
-            slider.locator(".noUi-handle").first.focus()
-            pressed = time.perf_counter()
-            page.keyboard.press("ArrowRight")
-            page.wait_for_function(
-                "([el, src]) => el.getAttribute('src') !== src",
-                arg=[image.element_handle(), before_src], timeout=20_000)
-            latency = time.perf_counter() - pressed
-            after_value = readout.inner_text()
-            assert after_value != before_value, f"readout stayed {before_value!r}"
-            assert after_value == "1.0e-02" and before_value == "1.0e-03"
-            status = page.locator(".widget-html", has_text="redraw").first.inner_text()
-            assert "λ=1e-02" in status, status
-            print(f"browser: key press -> new image {1000 * latency:.0f} ms; "
-                  f"whole test {time.perf_counter() - start:.0f} s")
-        except Exception:
-            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-            (tmp_path / "failure.html").write_text(page.content())
-            print(f"screenshot and page: {tmp_path / 'failure.png'}, failure.html")
-            raise
-        finally:
-            browser.close()
+        latency = press_right_and_wait_for_a_new_image(page, slider, image, 20_000)
+        after_value, after_png = readout.inner_text(), image_bytes(image)
+        assert (before_value, after_value) == ("1.0e-03", "1.0e-02")  # the smoke grid's next λ
+        assert after_png.startswith(PNG), after_png[:16]
+        assert hashlib.sha1(after_png).digest() != hashlib.sha1(before_png).digest(), \
+            "the image's data did not change"
+        status = page.locator(".widget-html", has_text="redraw").first.inner_text()
+        assert "λ=1e-02" in status, status
+        print(f"browser: key press -> new image {1000 * latency:.0f} ms; "
+              f"whole test {time.perf_counter() - start:.0f} s")
+
+
+# ----------------------------------------------------------------------------- Voila
+
+
+@pytest.fixture
+def voila(tmp_path: Path) -> Iterator[str]:
+    """`voila notebooks/08_lambda_explorer.ipynb` on 127.0.0.1; yields the dashboard's URL."""
+    if importlib.util.find_spec("voila") is None:
+        missing_requirement("Voila is not installed",
+                            'install the test extra: pip install -e ".[test]"')
+    token, port = secrets.token_hex(16), free_port()
+    command = [sys.executable, "-m", "voila", str(ROOT / "notebooks" / NOTEBOOK), "--no-browser",
+               "--Voila.ip=127.0.0.1", f"--port={port}", "--Voila.port_retries=0",
+               f"--token={token}", "--show_tracebacks=True"]
+    # ready once it listens: a GET would already run the notebook on a kernel of its own
+    with serving(command, server_env(tmp_path), tmp_path / "voila.log",
+                 lambda: port_open(port), "Voila"):
+        yield f"http://127.0.0.1:{port}/?token={token}"
+
+
+@pytest.mark.browser
+@pytest.mark.notebook
+def test_voila_renders_the_explorer_and_its_lambda_slider_redraws_the_image(
+        voila: str, tmp_path: Path) -> None:
+    start = time.perf_counter()
+    with browser_page(tmp_path) as page:
+        # Voila runs every cell (the smoke sweep included) before it shows the widgets
+        page.goto(voila, wait_until="commit", timeout=180_000)
+        image = page.locator("img.widget-image").first
+        image.wait_for(timeout=180_000)
+        page.wait_for_function("(img) => img.complete && img.naturalWidth > 0",
+                               arg=image.element_handle(), timeout=30_000)
+        rendered = time.perf_counter() - start
+        errors = page.locator(".jp-OutputArea-output[data-mime-type*='error']")
+        assert errors.count() == 0, errors.first.inner_text()
+        slider = lambda_slider(page)
+        readout = slider.locator(".widget-readout")
+        before_value, before_png = readout.inner_text(), image_bytes(image)
+        assert before_png.startswith(PNG), before_png[:16]
+
+        latency = press_right_and_wait_for_a_new_image(page, slider, image, 60_000)
+        after_value, after_png = readout.inner_text(), image_bytes(image)
+        assert (before_value, after_value) == ("1.0e-03", "1.0e-02")  # the smoke grid's next λ
+        assert after_png.startswith(PNG), after_png[:16]
+        assert hashlib.sha1(after_png).digest() != hashlib.sha1(before_png).digest(), \
+            "the image's data did not change"
+        status = page.locator(".widget-html", has_text="redraw").first.inner_text()
+        assert "λ=1e-02" in status, status
+        print(f"voila: explorer rendered after {rendered:.0f} s; key press -> new image "
+              f"{1000 * latency:.0f} ms (λ {before_value} -> {after_value})")

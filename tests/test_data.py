@@ -24,12 +24,6 @@ from psp_lite.data import (
     load_dataset,
 )
 
-DEBIAN = Path("/usr/share/datasets/fashion-mnist")
-needs_debian = pytest.mark.skipif(
-    not (DEBIAN / "train-images-idx3-ubyte.gz").is_file(),
-    reason="Debian's dataset-fashion-mnist is not installed",
-)
-
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
@@ -91,10 +85,10 @@ def no_cifar_md5(monkeypatch):
 # ----------------------------------------------------------------------------- real Fashion-MNIST
 
 
-@needs_debian
-def test_fashion_mnist_from_debian_files_into_given_root(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "SYSTEM_IDX_DIRS",
-                        {**data.SYSTEM_IDX_DIRS, "fashion-mnist": ((str(DEBIAN), "Debian"),)})
+def test_fashion_mnist_from_debian_files_into_given_root(tmp_path, monkeypatch,
+                                                         debian_fashion_mnist):
+    monkeypatch.setattr(data, "SYSTEM_IDX_DIRS", {**data.SYSTEM_IDX_DIRS, "fashion-mnist": (
+        (str(debian_fashion_mnist), "Debian"),)})
     root = tmp_path / "given"
     d = load_dataset("fashion-mnist", root)
     assert d.train_x.shape == (60000, 1, 28, 28) and d.test_x.shape == (10000, 1, 28, 28)
@@ -104,7 +98,7 @@ def test_fashion_mnist_from_debian_files_into_given_root(tmp_path, monkeypatch):
     assert d.train_y.bincount().tolist() == [6000] * 10
     assert d.test_y.bincount().tolist() == [1000] * 10
     assert (root / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").stat().st_size == 47040016
-    assert str(DEBIAN) in d.note and str(root) in d.note
+    assert str(debian_fashion_mnist) in d.note and str(root) in d.note
     assert not d.synthetic and d.num_classes == 10 and d.input_shape == (1, 28, 28)
 
     start = time.perf_counter()
@@ -116,10 +110,10 @@ def test_fashion_mnist_from_debian_files_into_given_root(tmp_path, monkeypatch):
     assert again.train_y.bincount(minlength=10).min() > 20  # a representative class mix
 
 
-@needs_debian
-def test_fashion_mnist_decompressed_into_psp_lite_data(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "SYSTEM_IDX_DIRS",
-                        {**data.SYSTEM_IDX_DIRS, "fashion-mnist": ((str(DEBIAN), "Debian"),)})
+def test_fashion_mnist_decompressed_into_psp_lite_data(tmp_path, monkeypatch,
+                                                       debian_fashion_mnist):
+    monkeypatch.setattr(data, "SYSTEM_IDX_DIRS", {**data.SYSTEM_IDX_DIRS, "fashion-mnist": (
+        (str(debian_fashion_mnist), "Debian"),)})
     env = tmp_path / "env"
     monkeypatch.setenv("PSP_LITE_DATA", str(env))
     d = load_dataset("fashion-mnist", test_subset=10)

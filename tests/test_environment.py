@@ -1,4 +1,5 @@
-"""environment.yml (what Binder builds) agrees with pyproject.toml on the package set."""
+"""environment.yml (what Binder builds) agrees with pyproject.toml on the package set, and the
+`notebooks` extra gives what the README's local set-up and the tests need (JupyterLab, Voila)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ EXTRA = {
     "python": "the interpreter (bounded by requires-python)",
     "pip": "installs psp_lite itself",
     "pytorch-cpu": "selects conda-forge's CPU build of pytorch",
-    "jupyterlab": "Binder's interface (bounded by the test extra)",
 }
+#: What the README's local set-up, `jupyter lab notebooks/` and notebook 08's Voila line need.
+NOTEBOOK_TOOLS = {"jupyterlab", "voila", "ipykernel"}
 SPEC = re.compile(r"^([A-Za-z0-9_.\-]+)\s*(.*)$")
 
 
@@ -67,12 +69,25 @@ def test_conda_forge_only(env: dict) -> None:
     assert set(env["channels"]) <= {"conda-forge", "nodefaults"}
 
 
-def test_every_runtime_dependency_is_in_the_environment_with_a_compatible_bound(
-        env: dict, project: dict) -> None:
+def requirements(texts: list[str]) -> dict[str, Requirement]:
+    """Canonical name -> requirement."""
+    return {canonicalize_name(Requirement(t).name): Requirement(t) for t in texts}
+
+
+def conda_name(requirement: Requirement) -> str:
+    name = canonicalize_name(requirement.name)
+    return CONDA_NAME.get(name, name)
+
+
+@pytest.mark.parametrize("group", ["dependencies", "notebooks extra"])
+def test_every_requirement_is_in_the_environment_with_a_compatible_bound(
+        env: dict, project: dict, group: str) -> None:
     specs = conda_specs(env)
-    for text in project["dependencies"]:
+    texts = (project["dependencies"] if group == "dependencies"
+             else project["optional-dependencies"]["notebooks"])
+    for text in texts:
         req = Requirement(text)
-        name = CONDA_NAME.get(canonicalize_name(req.name), canonicalize_name(req.name))
+        name = conda_name(req)
         assert name in specs, f"{req.name} ({name} on conda-forge) is missing in environment.yml"
         bound = lower_bound(specs[name])
         assert bound is not None, f"environment.yml: give {name} a '>=' bound like {text!r}"
@@ -81,19 +96,39 @@ def test_every_runtime_dependency_is_in_the_environment_with_a_compatible_bound(
 
 
 def test_the_environment_holds_nothing_unexplained(env: dict, project: dict) -> None:
-    runtime = {CONDA_NAME.get(canonicalize_name(Requirement(t).name),
-                              canonicalize_name(Requirement(t).name))
-               for t in project["dependencies"]}
-    unexplained = set(conda_specs(env)) - runtime - set(EXTRA)
+    declared = {conda_name(r) for r in requirements(
+        project["dependencies"] + project["optional-dependencies"]["notebooks"]).values()}
+    unexplained = set(conda_specs(env)) - declared - set(EXTRA)
     assert not unexplained, f"add these to pyproject.toml or to EXTRA here: {unexplained}"
 
 
-def test_python_and_jupyterlab_bounds_agree(env: dict, project: dict) -> None:
-    specs = conda_specs(env)
-    assert lower_bound(specs["python"]) in SpecifierSet(project["requires-python"])
-    (lab,) = [Requirement(t) for t in project["optional-dependencies"]["test"]
-              if canonicalize_name(Requirement(t).name) == "jupyterlab"]
-    assert lower_bound(specs["jupyterlab"]) in lab.specifier
+def test_python_bounds_agree(env: dict, project: dict) -> None:
+    assert lower_bound(conda_specs(env)["python"]) in SpecifierSet(project["requires-python"])
+
+
+def test_the_notebooks_extra_holds_jupyterlab_and_its_dashboard_server(project: dict) -> None:
+    extra = requirements(project["optional-dependencies"]["notebooks"])
+    assert set(extra) == NOTEBOOK_TOOLS
+    assert Version("4.0") in extra["jupyterlab"].specifier  # the widgets' JupyterLab 4 front end
+
+
+def test_the_test_extra_holds_the_notebooks_extra_with_the_same_bounds(project: dict) -> None:
+    # the tests run the notebooks on kernels, in JupyterLab and in Voila
+    extras = project["optional-dependencies"]
+    test, notebooks = requirements(extras["test"]), requirements(extras["notebooks"])
+    missing = set(notebooks) - set(test)
+    assert not missing, f"add {sorted(missing)} to the test extra"
+    for name, req in notebooks.items():
+        assert test[name].specifier == req.specifier, (str(test[name]), str(req))
+
+
+def test_the_readmes_install_lines_name_extras_that_exist(project: dict) -> None:
+    readme = (ROOT / "README.md").read_text()
+    named = re.findall(r'pip install -e "\.\[([a-z]+)\]"', readme)
+    assert {"test", "notebooks"} <= set(named), named
+    assert set(named) <= set(project["optional-dependencies"]), named
+    (local,) = [line for line in readme.splitlines() if line.startswith("- **Locally**")]
+    assert 'pip install -e ".[notebooks]"' in local and "jupyter lab notebooks/" in local
 
 
 def test_pytorch_is_the_cpu_build(env: dict) -> None:

@@ -49,13 +49,7 @@ def test_smoke_stand_ins_are_named_and_never_downloaded(no_datasets):
     assert "SYNTHETIC" in cifar.note and "1 train" not in cifar.note
 
 
-def test_smoke_uses_fashion_mnist_for_mnist_when_it_is_on_disk(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("PSP_LITE_DATA", raising=False)
-    try:
-        data.load_dataset("fashion-mnist", download=False, train_subset=1, test_subset=1)
-    except data.DatasetNotFoundError:
-        pytest.skip("Fashion-MNIST is not on this machine")
+def test_smoke_uses_fashion_mnist_for_mnist_when_it_is_on_disk(fashion_mnist):
     mnist_there = True
     try:
         data.load_dataset("mnist", download=False, train_subset=1, test_subset=1)

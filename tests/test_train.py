@@ -23,7 +23,7 @@ def isolated_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def fashion():
+def fashion(fashion_mnist):
     return load_dataset("fashion-mnist", device="cpu", train_subset=12000, test_subset=2000)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from nbclient import NotebookClient
+from notebook_runner import run_notebook
 
 from psp_lite.sweep import SweepResult, sweep
 from psp_lite.widgets import ExplorerState, LambdaExplorer, format_lambda, median_ms, u_curve
@@ -158,15 +158,14 @@ def test_notebook_sliders_set_from_the_kernel_redraw(tmp_path, monkeypatch):
     monkeypatch.setenv("PSP_LITE_SMOKE", "1")
     monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOK.parent)}})
-    with client.setup_kernel():
-        for index, cell in enumerate(nb.cells):
-            client.execute_cell(cell, index)
-        probe = nbformat.v4.new_code_cell(PROBE)
-        nb.cells.append(probe)
-        client.execute_cell(probe, len(nb.cells) - 1)
+
+    def notebook_and_probe() -> nbformat.NotebookNode:
+        nb = nbformat.read(NOTEBOOK, as_version=4)
+        nb.cells.append(nbformat.v4.new_code_cell(PROBE))
+        return nb
+
+    nb = run_notebook(notebook_and_probe, NOTEBOOK.parent, NOTEBOOK.name).notebook
+    probe = nb.cells[-1]
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, errors
     widget_views = [o for c in nb.cells for o in c.get("outputs", [])
