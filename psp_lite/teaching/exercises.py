@@ -34,10 +34,13 @@ def check_prediction(prediction: object, measured: object, *, what: str = "",
         ok = math.isclose(prediction, measured, rel_tol=rel_tol, abs_tol=0.0)
     else:
         ok = prediction == measured
+    def show(v: object) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
     if ok:
-        return f"right{about}: the measurement says {measured}"
-    return (f"not what the measurement says{about}: measured {measured}, predicted "
-            f"{prediction}. The solution at the end of the notebook explains why.")
+        return f"right{about}: the measurement says {show(measured)}"
+    return (f"not what the measurement says{about}: measured {show(measured)}, predicted "
+            f"{show(prediction)}. The solution at the end of the notebook explains why.")
 
 
 def _relative_error(answer: Tensor, reference: Tensor) -> float:
@@ -197,10 +200,13 @@ class Eq15Check:
     ok: bool
     diagnoses: list[str]
     max_rel_error: float
+    per_tensor: bool = True
 
     def __str__(self) -> str:
         if self.ok:
             return f"Eq. 15 for the MLP: matches (max rel. error {self.max_rel_error:.0e})"
+        if not self.per_tensor:
+            return "Eq. 15 for the MLP: " + "; ".join(self.lines)
         likely = "\n".join(f"  * {d}" for d in self.diagnoses)
         return "\n".join([f"Eq. 15 for the MLP: does not match yet. Likely:\n{likely}",
                           "Per tensor:", *(f"  {line}" for line in self.lines)])
@@ -245,7 +251,7 @@ def check_eq15_mlp(fn: Eq15Function | None, case: Eq15Case | None = None) -> Eq1
     case = case or eq15_case()
     if fn is None:
         return Eq15Check(["no answer yet: write the function above, then run this cell"],
-                         False, ["no answer"], math.inf)
+                         False, ["no answer"], math.inf, per_tensor=False)
     reference = eq15_by_autograd(case)
     try:
         answer = fn([w.clone() for w in case.weights], [b.clone() for b in case.biases],
@@ -260,10 +266,10 @@ def check_eq15_mlp(fn: Eq15Function | None, case: Eq15Case | None = None) -> Eq1
                    "W_{l+1} (K_{l+1} x K_l) gives B x K_l")
         else:
             why = "your function raised an error"
-        return Eq15Check([f"{why} ({text})"], False, [why], math.inf)
+        return Eq15Check([f"{why} ({text})"], False, [why], math.inf, per_tensor=False)
     if len(answer) != len(reference):
         why = f"{len(answer)} (dW, db) pairs returned, expected one per layer ({len(reference)})"
-        return Eq15Check([why], False, [why], math.inf)
+        return Eq15Check([why], False, [why], math.inf, per_tensor=False)
     variant_grads = {m: _eq15_variant(case, m) for m in STRUCTURAL_MISTAKES}
     lines, diagnoses, worst = [], [], 0.0
     for layer, ((dw, db), (rw, rb)) in enumerate(zip(answer, reference, strict=True), start=1):
