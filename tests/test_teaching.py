@@ -85,9 +85,14 @@ def test_first_look_on_the_notebooks_settings() -> None:
     assert len(w_l2) == 3 and all(r < 0.95 for r in w_l2)
     assert all(r < 0.9 for r in z_l2)
     assert all(r < 0.5 for r in z_psp)
+    assert all(p < q for p, q in zip(z_psp, z_l2, strict=True))  # PSP pulls z harder than l2
     assert min(range(3), key=w_psp.__getitem__) == 0
     # l2 shrinks the weights alike: its per-layer ratios stay within a narrow band
     assert max(w_l2) - min(w_l2) < max(w_psp) - min(w_psp)
+    # exercise 1 of notebook 01: with a ten times weaker PSP the logits layer shrinks most
+    weak = teaching.train_none_l2_psp(teaching.FirstLookSettings(psp_lambda=0.1))
+    w_weak = teaching.ratios_to_unregularized(weak, "psp")[0]
+    assert min(range(3), key=w_weak.__getitem__) == 2
     text = teaching.describe_ratios(runs)
     assert f"weights x{w_l2[0]:.2f}" in text and f"<z²> x{z_psp[2]:.2f}" in text
     assert isinstance(teaching.plot_none_l2_psp(runs), Figure)
