@@ -51,10 +51,8 @@ from psp_lite.teaching.metric import (
 )
 from psp_lite.teaching.normalizations import (
     LayerBalance,
-    balance_table,
     penalty_and_gradients_vs_cross_entropy,
     penalty_share_per_layer,
-    plot_balance,
     plot_penalty_shares,
     shares,
     shares_table,
@@ -81,14 +79,14 @@ from psp_lite.teaching.toy import (
 __all__ = [
     "ACTIVATION_NAMES", "REGULARIZERS", "STRUCTURAL_MISTAKES", "Eq15Case", "Eq15Check",
     "FirstLookSettings", "LayerBalance", "TrainedLayers", "ZDistribution", "activation_and_slope",
-    "balance_table", "bias_free_relu_prediction", "centre_and_whiten", "check_eq15_mlp",
+    "bias_free_relu_prediction", "centre_and_whiten", "check_eq15_mlp",
     "check_line", "check_prediction", "check_tensor", "describe_ratios", "eq15_by_autograd",
     "eq15_case", "first_layer_z_after_training", "gradient_parts_by_source_layer",
     "input_moments", "lambda_explorer", "layer_l2_penalty", "layer_psp_penalty_by_trace",
     "layer_psp_penalty_direct", "linear_layers", "local_psp_gradient_vs_weight_decay",
     "make_activation", "mean_z2_during_weight_decay", "mlp",
     "penalty_and_gradients_vs_cross_entropy",
-    "penalty_share_per_layer", "plot_balance", "plot_check_rows", "plot_contribution_matrix",
+    "penalty_share_per_layer", "plot_check_rows", "plot_contribution_matrix",
     "plot_contributions", "plot_mean_z2_during_decay", "plot_none_l2_psp", "plot_penalty_shares",
     "plot_z_over_activations", "ratios_to_unregularized", "shares", "shares_table",
     "single_thread", "slope_table", "toy_classification", "train_none_l2_psp", "train_sgd",

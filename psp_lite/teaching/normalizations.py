@@ -52,20 +52,6 @@ def penalty_share_per_layer(model: nn.Module, x: Tensor, lam: float) -> list[Lay
     return rows
 
 
-def balance_table(rows: Sequence[LayerBalance]) -> str:
-    """The `penalty_share_per_layer` rows as text, with each layer's share of the total."""
-    tot_p = sum(r.paper for r in rows)
-    tot_r = sum(r.reference for r in rows)
-    lines = [f"{'layer':<8} {'z/example':>9} {'<z²>':>9} {'paper':>10} {'share':>6} "
-             f"{'reference':>10} {'share':>6}"]
-    for r in rows:
-        lines.append(f"{r.name:<8} {r.potentials_per_example:>9d} {r.mean_z2:>9.3g} "
-                     f"{r.paper:>10.3g} {r.paper / tot_p:>6.1%} {r.reference:>10.3g} "
-                     f"{r.reference / tot_r:>6.1%}")
-    lines.append(f"{'total':<8} {'':>9} {'':>9} {tot_p:>10.3g} {'':>6} {tot_r:>10.3g}")
-    return "\n".join(lines)
-
-
 def penalty_and_gradients_vs_cross_entropy(model: nn.Module, x: Tensor, labels: Tensor,
                                            lam: float
                                            ) -> OrderedDict[str, OrderedDict[str, float]]:
@@ -82,26 +68,6 @@ def penalty_and_gradients_vs_cross_entropy(model: nn.Module, x: Tensor, labels: 
         row.update((k, (grads[k].norm() / ce_grads[k].norm()).item()) for k in grads)
         result[norm] = row
     return result
-
-
-def plot_balance(rows: Sequence[LayerBalance]) -> Figure:
-    """Two bar charts: each layer's share of the penalty, and its dP/dz factor per potential."""
-    names = [r.name for r in rows]
-    pos = np.arange(len(rows))
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    tot_p, tot_r = sum(r.paper for r in rows), sum(r.reference for r in rows)
-    a.bar(pos - 0.2, [r.paper / tot_p for r in rows], 0.4, label="paper (Eq. 7 literal)")
-    a.bar(pos + 0.2, [r.reference / tot_r for r in rows], 0.4, label="reference (layer mean)")
-    a.set(xticks=pos, xticklabels=names, ylabel="share of the penalty", title="who is penalized")
-    b.bar(pos - 0.2, [r.paper_scale for r in rows], 0.4, label="paper")
-    b.bar(pos + 0.2, [r.reference_scale for r in rows], 0.4, label="reference")
-    b.set(xticks=pos, xticklabels=names, yscale="log", ylabel="c_p in dP/dz = c_p · z",
-          title="pull on each single potential")
-    a.legend(fontsize=8)
-    for ax in (a, b):
-        ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    return fig
 
 
 def shares(rows: Sequence[LayerBalance], normalization: str) -> list[float]:
