@@ -10,8 +10,11 @@ references are timed on the same states in the same process and printed as ratio
 
 The sweep drawn is the default grid (9 PSP + 9 l2 lambdas + no regularization = 19 runs, 3 weight
 snapshots of LeNet5 each: the drawing work of the real thing). By default it is trained on a tiny
-synthetic set into a temporary cache (about a minute); `--real` uses the notebook's default
-Fashion-MNIST sweep from the user's cache (training it if it is not there: minutes).
+synthetic set into a temporary cache (about a minute); `--real` uses notebook 08's sweep from the
+user's cache (training it if it is not there: minutes), by default the notebook's default
+Fashion-MNIST grid; `--dataset`, `--epochs`, `--train-subset` and `--test-subset` pick the sweep
+that notebook 08 was run with, so that its explorer is timed on the machine it runs on (this
+replaces the timing cell the notebook used to have).
 """
 
 from __future__ import annotations
@@ -63,10 +66,20 @@ def main() -> None:
     parser.add_argument("--reference-changes", type=int, default=12,
                         help="changes timed for each (slower) reference")
     parser.add_argument("--real", action="store_true",
-                        help="the notebook's default Fashion-MNIST sweep (user's cache)")
+                        help="notebook 08's sweep from the user's cache (default: its defaults)")
+    parser.add_argument("--dataset", default="fashion-mnist", help="with --real: DATASET")
+    parser.add_argument("--epochs", type=int, default=None, help="with --real: EPOCHS")
+    parser.add_argument("--train-subset", type=int, default=None,
+                        help="with --real: TRAIN_SUBSET (default: the notebook's)")
+    parser.add_argument("--test-subset", type=int, default=None,
+                        help="with --real: TEST_SUBSET (default: the notebook's)")
     args = parser.parse_args()
     if args.real:
-        result = sweep(progress=True)
+        grid = {key: value for key, value in (("epochs", args.epochs),
+                                              ("train_subset", args.train_subset),
+                                              ("test_subset", args.test_subset))
+                if value is not None}
+        result = sweep(args.dataset, progress=True, **grid)
     else:
         os.environ["PSP_LITE_CACHE"] = tempfile.mkdtemp(prefix="psp-bench-")
         result = sweep("synthetic-mnist", epochs=3, train_subset=300, test_subset=200,

@@ -1,6 +1,6 @@
 """The two regularizers of the paper: l2 weight decay (Eq. 3) and PSP (Eq. 7).
 
-Two normalizations of PSP exist (see notebook 02):
+Two normalizations of PSP exist (see notebook 04):
 
 * ``"paper"``: Eq. 7 taken literally per example, averaged over the batch,
   ``lam * 1/2 * sum_l sum_neurons z^2 / B``.

@@ -181,7 +181,7 @@ def test_weight_decay_special_case_is_exact() -> None:
 
 def test_single_layer_white_inputs_is_weight_decay() -> None:
     """Batch form: the local gradient is lam * (W <y y^T> + b <y>^T) = lam * W for white y."""
-    from psp_lite.teaching import whiten
+    from psp_lite.teaching.metric import whiten
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 3, bias=False)).double()

@@ -4,6 +4,8 @@ the honest reading of a comparison."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 
 import numpy as np
 import pytest
@@ -88,25 +90,39 @@ def row(reg: str, mean: float, std: float = 0.0, seeds: int = 1, epochs: int = 1
                       paper, None)
 
 
+def numbers(text: str) -> set[float]:
+    """Every number written in `text` (the reading's facts, whatever its wording)."""
+    return {float(x) for x in re.findall(r"\d+(?:\.\d+)?", text)}
+
+
 def test_reading_with_one_seed_claims_nothing():
     text = experiments.reading([row("l2", 0.80, paper=0.64), row("psp", 0.70, paper=0.50)],
                                smoke=False)
-    assert "PSP's test error (0.70 %) was lower than l2's (0.80 %) by 0.10 points" in text
-    assert "does not show that either is better" in text
-    assert "our gap has the same sign" in text
-    assert "10 epochs instead of the paper's 50" in text and "1 seed(s)" in text
+    assert {0.70, 0.80, 0.10} <= numbers(text)  # both errors and the gap
+    assert "lower" in text and "higher" not in text  # the direction of the gap
+    assert "one seed" in text and "resolves" not in text and "distinguishable" not in text
+    assert "same sign" in text and "not have the same sign" not in text  # vs the paper's gap
+    # 10 epochs against the 50 of the authors' code (the paper states no epoch count)
+    assert re.search(r"\b10\b[^.;]*\bauthors' 50\b", text) and "paper's 50" not in text
+    assert re.search(r"\b1 seed\(s\)[^.;]*\bauthors' 10\b", text)
 
 
 def test_reading_with_seeds_says_whether_the_gap_is_resolved():
     resolved = experiments.reading(
         [row("l2", 0.80, 0.02, seeds=10), row("psp", 0.60, 0.02, seeds=10)], smoke=False)
-    assert "a gap this run resolves" in resolved
+    se = math.sqrt(2 * (0.02 * math.sqrt(10 / 9)) ** 2 / 10)  # of the difference of means
+    assert {0.60, 0.80, 0.20, round(se, 2), 10} <= numbers(resolved)
+    assert "resolves" in resolved and "not distinguishable" not in resolved
     noisy = experiments.reading(
         [row("l2", 0.62, 0.10, seeds=4), row("psp", 0.60, 0.10, seeds=4)], smoke=False)
-    assert "not distinguishable from seed-to-seed variation" in noisy
+    se = math.sqrt(2 * (0.10 * math.sqrt(4 / 3)) ** 2 / 4)
+    assert {0.02, round(se, 2), 4} <= numbers(noisy)
+    assert "not distinguishable" in noisy and "resolves" not in noisy
     higher = experiments.reading([row("l2", 0.5, paper=0.64), row("psp", 0.9, paper=0.50)],
                                  smoke=False)
-    assert "higher than l2's" in higher and "does not have the same sign" in higher
+    assert {0.90, 0.50, 0.40, 0.14} <= numbers(higher)  # ours, and the paper's gap 0.64 - 0.50
+    assert "higher" in higher and "lower" not in higher.split("The paper")[0]
+    assert "not have the same sign" in higher
 
 
 def test_reading_in_smoke_mode_draws_no_conclusion():
@@ -165,16 +181,18 @@ def fake_results(z2: dict[str, list[float]], **config) -> experiments.Results:
 def test_z2_reading_states_the_order_and_the_direction():
     results = fake_results({"none": [1.0, 4.0], "l2": [1.0, 2.0], "psp": [0.5, 0.1]})
     text = experiments.z2_reading(results, smoke=False)
-    assert "no regularization 4 (up from 1 after epoch 1)" in text
-    assert "PSP 0.1 (down from 0.5" in text and "20.0 times below the next one" in text
+    assert {4.0, 2.0, 1.0, 0.5, 0.1, 20.0} <= numbers(text)  # final, first, and 2 / 0.1
+    assert re.search(r"no regularization 4 \(up", text) and re.search(r"PSP 0\.1 \(down", text)
+    assert "lowest" in text and "not the lowest" not in text
     flipped = experiments.z2_reading(fake_results({"l2": [1.0, 0.01], "psp": [1.0, 0.5]}),
                                      smoke=False)
-    assert "PSP's is not the lowest here (l2's is)" in flipped
+    assert {0.01, 0.5} <= numbers(flipped)
+    assert "not the lowest" in flipped and "l2's is" in flipped
     smoke = experiments.z2_reading(results, smoke=True)
     assert smoke.startswith("SMOKE RUN") and "lowest" not in smoke
     close = experiments.z2_reading(fake_results({"l2": [1.0, 1.0], "psp": [1.0, 0.95]}),
                                    smoke=False)
-    assert "have not separated" in close and "lowest" not in close
+    assert "not separated" in close and "lowest" not in close
 
 
 def test_summarize_averages_after_the_last_learning_rate_drop():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import matplotlib
 
@@ -160,16 +161,26 @@ def test_weight_spread_averages_hand_computed_moments_over_seeds():
 
 def test_spread_reading_reports_what_the_numbers_show():
     results = fake_results(1, regs=("l2", "psp"))  # PSP wider in every layer
-    text = plots.spread_reading(plots.weight_spread(results), smoke=False)
-    assert "conv1: PSP wider than l2" in text
-    assert "3 of the 4 layers here match" in text and "SMOKE" not in text
-    smoke = plots.spread_reading(plots.weight_spread(results), smoke=True)
-    assert smoke.startswith("SMOKE RUN") and "layers here match" not in smoke
+    rows = plots.weight_spread(results)
+    ratios = {r.layer: r.std for r in rows if r.regularizer == "psp"}
+    ratios = {k: v / next(r.std for r in rows if r.layer == k and r.regularizer == "l2")
+              for k, v in ratios.items()}
+    text = plots.spread_reading(rows, smoke=False)
+    for layer, q in ratios.items():  # each layer's number and verdict
+        assert q > 1.1 and f"{q:.2f}" in text
+        assert re.search(rf"{layer}: PSP (\w+)", text).group(1) == "wider"
+    # the paper: PSP wider except in conv1, so 3 of the 4 layers agree with it
+    assert re.search(r"(\d+) of the (\d+) layers", text).groups() == ("3", "4")
+    assert "SMOKE" not in text
+    smoke = plots.spread_reading(rows, smoke=True)
+    assert smoke.startswith("SMOKE RUN") and not re.search(r"\d+ of the \d+ layers", smoke)
     for seed_results in results.values():  # the same weights under both: no difference
         seed_results[0].weights[5] = results["l2"][0].weights[5]
     same = plots.spread_reading(plots.weight_spread(results), smoke=False)
-    assert "conv1: PSP about as wide as l2 (std ratio 1.00)" in same
-    assert "0 of the 4 layers here match that (none)" in same
+    assert re.search(r"conv1: PSP about as wide", same) and "1.00" in same
+    ours = same.split("The paper")[0]
+    assert "wider" not in ours and "narrower" not in ours
+    assert re.search(r"(\d+) of the (\d+) layers", same).groups() == ("0", "4")
 
 
 def test_table2_curves_by_model_and_bars_beside_the_paper():

@@ -14,6 +14,7 @@ from psp_lite.sweep import (
     default_snapshots,
     reading,
     snapshot_for,
+    standard_error,
     sweep,
     sweep_configs,
     train_one,
@@ -150,9 +151,20 @@ def test_train_one_adds_a_lambda_under_the_same_protocol():
 
 
 def test_reading_names_the_best_lambda_and_the_noise():
-    text = reading(sweep(**TINY), smoke=True)
-    assert text.startswith("SMOKE RUN") and "PSP: lowest final test error" in text
-    assert "l2:" in text and "standard errors" in text
+    result = sweep(**TINY)
+    text = reading(result, smoke=True)
+    assert text.startswith("SMOKE RUN")
+    lines = {line.split(":")[0]: line for line in text.splitlines()[1:]}
+    for reg, name in (("psp", "PSP"), ("l2", "l2")):
+        lam, best = min(result.final_errors(reg), key=lambda item: item[1])
+        largest = result.final_errors(reg)[-1]
+        line = lines[name]  # the best lambda, its error, and the largest lambda's error
+        assert f"{best:.2f}" in line and f"λ={lam:g}" in line and f"{largest[1]:.2f}" in line
+        verdicts = ("U-shaped", "no clear U", "flat within the noise")
+        assert sum(v in line for v in verdicts) == 1
+    n_test = TINY["test_subset"]
+    noise = 2 * standard_error(result.baseline.final_error(), n_test)
+    assert f"±{noise:.1f}" in lines["Noise"] and str(n_test) in lines["Noise"]
 
 
 def test_cli_sweep_prints_the_table_and_writes_the_u_curve(tmp_path, capsys):

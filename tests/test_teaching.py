@@ -1,4 +1,4 @@
-"""psp_lite.teaching: the helpers behind notebooks 01-03."""
+"""psp_lite.teaching: the helpers behind notebooks 01-03, asserted by value."""
 
 from __future__ import annotations
 
@@ -6,20 +6,28 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import math  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torch import nn  # noqa: E402
 
-from psp_lite import analytic, teaching  # noqa: E402
+from psp_lite import analytic, psp_penalty, teaching  # noqa: E402
 from psp_lite.models import LeNet5  # noqa: E402
+
+F64 = torch.float64
+
+
+# ------------------------------------------------------------------------- toy networks and data
 
 
 def test_mlp_layout_and_dtype() -> None:
-    net = teaching.mlp((4, 5, 3), "sigmoid", bias=False, dtype=torch.float64)
+    net = teaching.mlp((4, 5, 3), "sigmoid", bias=False, dtype=F64)
     assert [type(m) for m in net] == [nn.Linear, nn.Sigmoid, nn.Linear]
-    assert net[0].bias is None and net[0].weight.dtype == torch.float64
+    assert net[0].bias is None and net[0].weight.dtype == F64
+    assert teaching.linear_layers(net) == [net[0], net[2]]
     with pytest.raises(ValueError, match="unknown activation"):
         teaching.make_activation("swish")
 
@@ -33,52 +41,109 @@ def test_toy_labels_do_not_depend_on_seed_of_inputs() -> None:
     assert len(set(y1.tolist())) > 1
 
 
-def test_decay_trajectory_bias_free_relu_is_exact() -> None:
-    """Eq. 5 on a bias-free ReLU net: <z_l^2> shrinks by exactly (1 - lam)^(2 l t)."""
-    net = teaching.mlp((6, 8, 8, 3), "relu", bias=False, dtype=torch.float64)
-    before = [p.clone() for p in net.parameters()]
-    traj = teaching.decay_trajectory(net, torch.randn(20, 6, dtype=torch.float64), 0.1, 5)
-    for layer, values in enumerate(traj.values(), start=1):
-        # mean_square reports float32 numbers
-        assert values[-1] / values[0] == pytest.approx(0.9 ** (2 * layer * 5), rel=1e-6)
-    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
-
-
-def test_activation_curves_peak_at_zero() -> None:
-    grid = torch.linspace(-3, 3, 601, dtype=torch.float64)
-    for name, peak in (("sigmoid", 0.25), ("tanh", 1.0)):
-        _, d = teaching.activation_curves(name, grid)
-        assert d.max().item() == pytest.approx(peak)
-        assert grid[d.argmax()].item() == pytest.approx(0.0, abs=1e-12)
-
-
-def test_train_briefly_equals_torch_sgd_with_weight_decay() -> None:
-    x, y = teaching.toy_classification(60, dim=5, classes=3)
-    a = teaching.mlp((5, 7, 3), "tanh", seed=1)
-    b = teaching.mlp((5, 7, 3), "tanh", seed=1)
-    teaching.train_briefly(a, x, y, weight_decay=0.01, epochs=2, lr=0.1, batch_size=20)
-    opt = torch.optim.SGD(b.parameters(), lr=0.1, weight_decay=0.01)
+def _torch_sgd(model: nn.Module, x, y, *, weight_decay: float, psp: float = 0.0) -> None:
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=weight_decay)
     g = torch.Generator().manual_seed(0)
     for _ in range(2):
         order = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), 20):
             idx = order[i:i + 20]
             opt.zero_grad()
-            torch.nn.functional.cross_entropy(b(x[idx]), y[idx]).backward()
+            out, zs = teaching.toy.capture(model, x[idx])
+            loss = torch.nn.functional.cross_entropy(out, y[idx])
+            if psp:
+                loss = loss + psp_penalty(zs, psp, "reference")
+            loss.backward()
             opt.step()
+
+
+@pytest.mark.parametrize("regularizer", ["none", "l2", "psp"])
+def test_train_sgd_equals_torch_sgd(regularizer: str) -> None:
+    x, y = teaching.toy_classification(60, dim=5, classes=3)
+    a = teaching.mlp((5, 7, 3), "tanh", seed=1)
+    b = teaching.mlp((5, 7, 3), "tanh", seed=1)
+    lam = {"none": 0.0, "l2": 0.01, "psp": 0.5}[regularizer]
+    teaching.train_sgd(a, x, y, regularizer=regularizer, lam=lam, epochs=2, lr=0.1, batch_size=20)
+    _torch_sgd(b, x, y, weight_decay=lam if regularizer == "l2" else 0.0,
+               psp=lam if regularizer == "psp" else 0.0)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown regularizer"):
+        teaching.train_sgd(a, x, y, regularizer="l1", epochs=1)
 
 
-def test_z_distributions_and_plots() -> None:
+# ------------------------------------------------------------------------------- first look
+
+
+def test_first_look_on_the_notebooks_settings() -> None:
+    """Notebook 01's opening claims, on its own (default, seeded) settings: l2 shrinks every
+    layer's weights, PSP shrinks every layer's <z^2>, and PSP's weights shrink most in layer 1."""
+    runs = teaching.train_none_l2_psp()
+    assert list(runs) == ["none", "l2", "psp"]
+    w_l2, z_l2 = teaching.ratios_to_unregularized(runs, "l2")
+    w_psp, z_psp = teaching.ratios_to_unregularized(runs, "psp")
+    assert len(w_l2) == 3 and all(r < 0.95 for r in w_l2)
+    assert all(r < 0.9 for r in z_l2)
+    assert all(r < 0.5 for r in z_psp)
+    assert all(p < q for p, q in zip(z_psp, z_l2, strict=True))  # PSP pulls z harder than l2
+    assert min(range(3), key=w_psp.__getitem__) == 0
+    # l2 shrinks the weights alike: its per-layer ratios stay within a narrow band
+    assert max(w_l2) - min(w_l2) < max(w_psp) - min(w_psp)
+    # exercise 1 of notebook 01: with a ten times weaker PSP the logits layer shrinks most
+    weak = teaching.train_none_l2_psp(teaching.FirstLookSettings(psp_lambda=0.1))
+    w_weak = teaching.ratios_to_unregularized(weak, "psp")[0]
+    assert min(range(3), key=w_weak.__getitem__) == 2
+    text = teaching.describe_ratios(runs)
+    assert f"weights x{w_l2[0]:.2f}" in text and f"<z²> x{z_psp[2]:.2f}" in text
+    assert isinstance(teaching.plot_none_l2_psp(runs), Figure)
+    plt.close("all")
+
+
+# ---------------------------------------------------------------------------- decay dynamics
+
+
+def test_decay_bias_free_relu_is_exact() -> None:
+    """Eq. 5 on a bias-free ReLU net: <z_l^2> shrinks by exactly (1 - lam)^(2 l t)."""
+    net = teaching.mlp((6, 8, 8, 3), "relu", bias=False, dtype=F64)
+    before = [p.clone() for p in net.parameters()]
+    traj = teaching.mean_z2_during_weight_decay(net, torch.randn(20, 6, dtype=F64), 0.1, 5)
+    for layer, values in enumerate(traj.values(), start=1):
+        predicted = teaching.bias_free_relu_prediction(values[0], layer, 0.1, [5])[0]
+        assert values[-1] == pytest.approx(predicted, rel=1e-6)  # mean_square is float32
+        assert values[-1] / values[0] == pytest.approx(0.9 ** (2 * layer * 5), rel=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+    fig = teaching.plot_mean_z2_during_decay({"relu": traj}, 0.1, predicted="relu")
+    assert len(fig.axes[0].lines) == 2 * len(traj)
+    plt.close("all")
+
+
+# ------------------------------------------------------------------------- activation slopes
+
+
+def test_activation_slope_peaks_at_zero() -> None:
+    grid = torch.linspace(-3, 3, 601, dtype=F64)
+    for name, peak in (("sigmoid", 0.25), ("tanh", 1.0)):
+        phi, d = teaching.activation_and_slope(name, grid)
+        assert d.max().item() == pytest.approx(peak)
+        assert grid[d.argmax()].item() == pytest.approx(0.0, abs=1e-12)
+    phi, d = teaching.activation_and_slope("relu", grid)
+    assert torch.equal(d, (grid > 0).to(F64)) and torch.equal(phi, grid.clamp(min=0))
+
+
+def test_first_layer_z_after_training_and_plots() -> None:
     before = torch.get_num_threads()
-    dists = teaching.z_distributions(("tanh", "relu"), (0.0, 0.1), n_train=100, epochs=1,
-                                     widths=(32, 16, 4))
+    dists = teaching.first_layer_z_after_training(("tanh", "relu"), (0.0, 0.1), n_train=100,
+                                                  epochs=1, widths=(32, 16, 4))
     assert torch.get_num_threads() == before
     assert set(dists) == {("tanh", 0.0), ("tanh", 0.1), ("relu", 0.0), ("relu", 0.1)}
     d = dists[("tanh", 0.1)]
-    assert d.z.shape == (2000 * 16,) and 0 <= d.test_accuracy <= 1 and 0 < d.mean_slope <= 1
-    assert "tanh" in teaching.slope_table(dists)
+    assert d.z.shape == (2000 * 16,) and 0 <= d.test_accuracy <= 1
+    assert d.mean_slope == pytest.approx((1 - torch.tanh(torch.from_numpy(d.z)) ** 2)
+                                         .mean().item())
+    relu = dists[("relu", 0.0)]
+    assert relu.mean_slope == pytest.approx((relu.z > 0).mean())
+    table = teaching.slope_table(dists).splitlines()
+    assert len(table) == 5 and f"{d.z.std():.3f}" in table[2]
     fig = teaching.plot_z_over_activations(dists, 0.1)
     assert isinstance(fig, Figure) and len(fig.axes) == 4
     plt.close("all")
@@ -87,55 +152,230 @@ def test_z_distributions_and_plots() -> None:
     plt.close("all")
 
 
-def test_whiten_and_weight_decay_mismatch() -> None:
-    y = teaching.whiten(torch.randn(40, 5, dtype=torch.float64))
-    torch.testing.assert_close(y.T @ y / 40, torch.eye(5, dtype=torch.float64))
-    w = torch.randn(3, 5, dtype=torch.float64)
-    rel, cos, factor = teaching.weight_decay_mismatch(w, None, y)
+# ----------------------------------------------------------------- PSP in the data's metric
+
+
+def test_trace_identity_equals_the_penalty() -> None:
+    """1/2 tr(W C W^T) + b^T W mu + 1/2 |b|^2 is the batch mean of 1/2 |z|^2 (Eq. 7, one layer)."""
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(5, 4, dtype=F64, generator=g)
+    b = torch.randn(5, dtype=F64, generator=g)
+    y = torch.rand(30, 4, dtype=F64, generator=g) + 0.5   # mean far from 0
+    by_trace = teaching.layer_psp_penalty_by_trace(w, b, y)
+    direct = teaching.layer_psp_penalty_direct(w, b, y)
+    z = y @ w.T + b
+    assert by_trace.item() == pytest.approx(direct.item(), rel=1e-13)
+    assert direct.item() == pytest.approx(psp_penalty([z], 1.0, "paper").item(), rel=1e-13)
+    # far from weight decay for these inputs ...
+    assert abs(direct.item() - teaching.layer_l2_penalty(w, b).item()) > 0.1 * direct.item()
+    # ... and exactly weight decay when C = I and mu = 0
+    white = teaching.centre_and_whiten(y)
+    second, mean = teaching.input_moments(white)
+    torch.testing.assert_close(second, torch.eye(4, dtype=F64))
+    assert mean.abs().max().item() < 1e-14
+    assert teaching.layer_psp_penalty_by_trace(w, b, white).item() == pytest.approx(
+        teaching.layer_l2_penalty(w, b).item(), rel=1e-12)
+    # a direction the data never excites costs nothing
+    flat = y.clone()
+    flat[:, 2] = 0
+    w2 = w.clone()
+    w2[:, 2] += 100.0
+    assert teaching.layer_psp_penalty_by_trace(w2, b, flat).item() == pytest.approx(
+        teaching.layer_psp_penalty_by_trace(w, b, flat).item(), rel=1e-13)
+
+
+def test_whiten_and_local_gradient_vs_weight_decay() -> None:
+    y = teaching.whiten(torch.randn(40, 5, dtype=F64))
+    torch.testing.assert_close(y.T @ y / 40, torch.eye(5, dtype=F64))
+    w = torch.randn(3, 5, dtype=F64)
+    rel, cos, factor = teaching.local_psp_gradient_vs_weight_decay(w, None, y)
     assert rel < 1e-12 and cos == pytest.approx(1) and factor == pytest.approx(1)
-    rel, cos, factor = teaching.weight_decay_mismatch(w, None, torch.eye(5, dtype=torch.float64))
-    assert cos == pytest.approx(1) and factor == pytest.approx(1 / 5)
+    rel, cos, factor = teaching.local_psp_gradient_vs_weight_decay(w, None, torch.eye(5, dtype=F64))
+    assert cos == pytest.approx(1) and factor == pytest.approx(1 / 5) and rel == pytest.approx(0.8)
 
 
-def test_layer_balance_lenet5() -> None:
+# ------------------------------------------------------------------------- normalizations
+
+
+def test_penalty_share_per_layer_lenet5() -> None:
     torch.manual_seed(0)
     net = LeNet5()
-    rows = teaching.layer_balance(net, torch.rand(2, 1, 28, 28), 1e-3)
+    x = torch.rand(2, 1, 28, 28)
+    rows = teaching.penalty_share_per_layer(net, x, 1e-3)
     assert [r.name for r in rows] == ["conv1", "conv2", "fc1", "fc2"]
     assert [r.potentials_per_example for r in rows] == [11520, 3200, 500, 10]
     # per potential, the paper form pulls equally everywhere, the reference form 1/n_l
     assert len({r.paper_scale for r in rows}) == 1
     assert rows[0].reference_scale * 11520 == pytest.approx(rows[-1].reference_scale * 10)
-    assert "total" in teaching.balance_table(rows)
-    assert isinstance(teaching.plot_balance(rows), Figure)
+    # the parts add up to each normalization's penalty
+    zs = teaching.toy.capture(net, x)[1]
+    assert sum(r.paper for r in rows) == pytest.approx(psp_penalty(zs, 1e-3, "paper").item())
+    assert sum(r.reference for r in rows) == pytest.approx(
+        psp_penalty(zs, 1e-3, "reference").item())
+    for norm in ("paper", "reference"):
+        assert sum(teaching.shares(rows, norm)) == pytest.approx(1.0)
+    # literal form: a layer's share grows with its potentials x <z^2>
+    ratio = rows[0].paper / rows[1].paper
+    assert ratio == pytest.approx(11520 * rows[0].mean_z2 / (3200 * rows[1].mean_z2), rel=1e-5)
+    table = teaching.shares_table({"untrained": rows}).splitlines()
+    assert len(table) == 3 and f"{teaching.shares(rows, 'paper')[0]:.1%}" in table[1]
+    assert isinstance(teaching.plot_penalty_shares({"a": rows, "b": rows}), Figure)
     plt.close("all")
 
 
-def test_penalty_vs_loss_keys() -> None:
-    net = teaching.mlp((4, 6, 3), "tanh")
-    result = teaching.penalty_vs_loss(net, torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1]), 1e-3)
+def test_penalty_and_gradients_vs_cross_entropy() -> None:
+    net = teaching.mlp((4, 6, 3), "tanh", dtype=F64)
+    x, y = torch.randn(5, 4, dtype=F64), torch.tensor([0, 1, 2, 0, 1])
+    result = teaching.penalty_and_gradients_vs_cross_entropy(net, x, y, 1e-3)
     assert list(result) == ["paper", "reference"]
-    assert list(result["paper"])[:2] == ["penalty", "cross_entropy"]
-    assert set(result["paper"]) - {"penalty", "cross_entropy"} == {"0.weight", "0.bias",
-                                                                   "2.weight", "2.bias"}
+    out, zs = teaching.toy.capture(net, x)
+    ce = torch.nn.functional.cross_entropy(out, y).item()
+    for norm in ("paper", "reference"):
+        assert result[norm]["penalty"] == pytest.approx(psp_penalty(zs, 1e-3, norm).item())
+        assert result[norm]["cross_entropy"] == pytest.approx(ce)
+    psp = analytic.autograd_psp_gradients(net, x, 1e-3, "paper")
+    net.zero_grad()
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    assert result["paper"]["0.weight"] == pytest.approx(
+        (psp["0.weight"].norm() / net[0].weight.grad.norm()).item())
 
 
-def test_contribution_plots_and_norms() -> None:
-    net = teaching.mlp((4, 6, 5, 3), "relu", dtype=torch.float64)
-    records = analytic.forward_record(net, torch.randn(7, 4, dtype=torch.float64))[1]
+# --------------------------------------------------------------------- gradient decomposition
+
+
+def test_check_line_and_gradient_parts() -> None:
+    net = teaching.mlp((4, 6, 5, 3), "relu", dtype=F64)
+    records = analytic.forward_record(net, torch.randn(7, 4, dtype=F64))[1]
     contributions = analytic.psp_contributions(records, 1.0)
-    norms = teaching.contribution_norms(contributions, "0.weight")
-    assert list(norms) == ["0", "2", "4", "total"]
+    parts = teaching.gradient_parts_by_source_layer(contributions, "0.weight")
+    assert list(parts) == ["0", "2", "4", "total"]
+    total = sum(c["0.weight"] for c in contributions.values())
+    assert parts["total"][0] == pytest.approx(total.norm().item())
+    assert parts["0"][0] == pytest.approx(contributions["0"]["0.weight"].norm().item())
+    assert teaching.gradient_parts_by_source_layer(contributions, "4.weight")["0"] == (0.0, 0.0)
+    rows = analytic.check_psp_gradients(net, torch.randn(3, 4, dtype=F64), 1.0)
+    line = teaching.check_line("MLP", rows)
+    worst = max(r.max_rel for r in rows)
+    assert line == f"MLP: matches (max rel. error {worst:.0e}, 6 tensors)" and worst < 1e-12
     assert isinstance(teaching.plot_contributions(contributions, ["0.weight", "2.weight"]), Figure)
     assert isinstance(teaching.plot_contribution_matrix(contributions, records), Figure)
-    rows = analytic.check_psp_gradients(net, torch.randn(3, 4, dtype=torch.float64), 1.0)
     assert isinstance(teaching.plot_check_rows({"float64": rows}), Figure)
     plt.close("all")
 
 
-def test_self_check_messages() -> None:
-    ref = torch.tensor([1.0, 2.0], dtype=torch.float64)
-    assert "no answer yet" in teaching.self_check("ex", None, ref)
-    assert "matches" in teaching.self_check("ex", ref.clone(), ref)
-    assert "differs" in teaching.self_check("ex", ref + 1, ref)
-    assert "shape" in teaching.self_check("ex", ref[:1], ref)
+# ----------------------------------------------------------------------------------- exercises
+
+
+def test_check_prediction_and_check_tensor() -> None:
+    assert teaching.check_prediction(None, 3).startswith("no prediction yet")
+    assert teaching.check_prediction(3, 3).startswith("right")
+    assert teaching.check_prediction(2, 3).startswith("not what the measurement says")
+    assert teaching.check_prediction(2.9, 3.0, rel_tol=0.05).startswith("right")
+    ref = torch.tensor([1.0, 2.0], dtype=F64)
+    assert "no answer yet" in teaching.check_tensor("ex", None, ref)
+    assert teaching.check_tensor("ex", ref.clone(), ref) == "ex: matches (max rel. error 0e+00)"
+    assert "differs" in teaching.check_tensor("ex", ref + 1, ref)
+    assert teaching.check_tensor("ex", 2 * ref, ref).endswith("a factor 2 too many")
+    assert teaching.check_tensor("ex", 3 * ref, ref).endswith("off by a constant factor 3")
+    assert "a sign" in teaching.check_tensor("ex", -ref, ref)
+    assert "shape" in teaching.check_tensor("ex", ref[:1], ref)
+
+
+def eq15_solution(weights, biases, x, lam, *, mistake: str | None = None):
+    """A student's Eq. 15 for the tanh MLP, with one planted mistake on request."""
+    n, b = len(weights), len(x)
+    ys, zs, y = [], [], x
+    for i, (w, bias) in enumerate(zip(weights, biases, strict=True)):
+        z = y @ w.T + bias
+        ys.append(y)
+        zs.append(z)
+        y = torch.tanh(z) if i < n - 1 else z
+    grads = [None] * n
+    delta = None
+    for layer in reversed(range(n)):
+        c = {
+            "factor 2": lam / (n * b * zs[layer].shape[1]),
+            "1/B": 2 * lam / (n * zs[layer].shape[1]),
+            "1/N": 2 * lam / (b * zs[layer].shape[1]),
+            "1/K": 2 * lam / (n * b),
+            "lambda": 2 / (n * b * zs[layer].shape[1]),
+        }.get(mistake, 2 * lam / (n * b * zs[layer].shape[1]))
+        own = c * zs[layer]
+        if delta is None:
+            delta = own
+        else:
+            w_above = weights[layer + 1].T if mistake == "transpose" else weights[layer + 1]
+            slope = 1.0 if mistake == "slope" else 1 - torch.tanh(zs[layer]) ** 2
+            back = slope * (delta @ w_above)
+            delta = {"reach-back": own, "own term": back}.get(mistake, own + back)
+        dw = ys[layer].T @ delta if mistake == "dW transposed" else delta.T @ ys[layer]
+        grads[layer] = (dw, delta.sum(0))
+    if mistake == "sign":
+        grads = [(-dw, -db) for dw, db in grads]
+    return grads
+
+
+def test_eq15_check_passes_with_the_solution() -> None:
+    case = teaching.eq15_case()
+    reference = teaching.eq15_by_autograd(case)
+    by_hand = analytic.psp_gradients(
+        analytic.forward_record(_as_mlp(case), case.x)[1], case.lam, "reference")
+    for (rw, rb), key in zip(reference, ("0", "2", "4"), strict=True):
+        torch.testing.assert_close(rw, by_hand[f"{key}.weight"], rtol=1e-12, atol=0)
+        torch.testing.assert_close(rb, by_hand[f"{key}.bias"], rtol=1e-12, atol=0)
+    result = teaching.check_eq15_mlp(eq15_solution)
+    assert result.ok and result.max_rel_error < 1e-12
+    assert str(result) == f"Eq. 15 for the MLP: matches (max rel. error {result.max_rel_error:.0e})"
+
+
+def _as_mlp(case: teaching.Eq15Case) -> nn.Sequential:
+    net = teaching.mlp((6, 7, 7, 7), "tanh", dtype=F64)
+    with torch.no_grad():
+        for layer, w, b in zip(teaching.linear_layers(net), case.weights, case.biases,
+                               strict=True):
+            layer.weight.copy_(w)
+            layer.bias.copy_(b)
+    return net
+
+
+@pytest.mark.parametrize(("mistake", "named"), [
+    ("factor 2", "a factor 2 missing"),
+    ("1/B", "the 1/B of the batch mean is missing"),
+    ("1/N", "the 1/N of the mean over the N layers is missing"),
+    ("1/K", "the 1/K_l of the mean over a layer's K_l neurons is missing"),
+    ("lambda", "lambda is missing"),
+    ("sign", "a sign"),
+    ("dW transposed", "transposed: dP/dW_l = delta_l^T y_{l-1}"),
+    ("transpose", "a transposed term going down"),
+    ("reach-back", "the reach-back is missing"),
+    ("own term", "the own term is missing"),
+    ("slope", "the activation slope is missing"),
+])
+def test_eq15_check_names_each_planted_mistake(mistake: str, named: str) -> None:
+    result = teaching.check_eq15_mlp(lambda *a: eq15_solution(*a, mistake=mistake))
+    assert not result.ok
+    assert any(d.startswith(named) for d in result.diagnoses), result.diagnoses
+    assert len(result.diagnoses) == 1, result.diagnoses
+    text = str(result)
+    assert text.startswith("Eq. 15 for the MLP: does not match yet") and named in text
+
+
+def test_eq15_check_reports_unfinished_and_broken_code() -> None:
+    assert teaching.check_eq15_mlp(None).diagnoses == ["no answer"]
+
+    def skeleton(weights, biases, x, lam):
+        return [(... * w, ...) for w in weights]
+
+    assert teaching.check_eq15_mlp(skeleton).diagnoses[0].startswith("not written yet")
+
+    def shape_error(weights, biases, x, lam):
+        return [(weights[0] @ weights[0], biases[0])]
+
+    assert "shape error" in teaching.check_eq15_mlp(shape_error).diagnoses[0]
+
+    def too_few(weights, biases, x, lam):
+        return eq15_solution(weights, biases, x, lam)[:2]
+
+    assert "2 (dW, db) pairs returned" in teaching.check_eq15_mlp(too_few).diagnoses[0]
+    case = teaching.eq15_case()
+    assert math.isclose(case.lam, 1e-3) and len(case.x) == 5 and len(case.weights) == 3

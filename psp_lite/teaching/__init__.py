@@ -1,0 +1,94 @@
+"""Helpers behind notebooks 01-03, by concept. Everything is importable from `psp_lite.teaching`.
+
+* `toy`: toy networks and data, plain SGD with no regularizer, l2 or PSP.
+* `first_look`: one network trained three times (none, l2, PSP): weights and z per layer.
+* `decay`: what the pure weight-decay update (Eq. 5) does to <z^2> per layer.
+* `slopes`: activation slopes phi'(z), and trained z distributions under weight decay.
+* `metric`: PSP for one layer as weight decay in the metric of its input (trace identity).
+* `normalizations`: the two readings of Eq. 7 on a batch, layer by layer (notebook 04).
+* `decomposition`: one-line gradient checks and Eq. 14's split by source layer.
+* `exercises`: self-checking cells, and the Eq. 15 check with its diagnosis.
+"""
+
+from psp_lite.teaching.decay import (
+    bias_free_relu_prediction,
+    mean_z2_during_weight_decay,
+    plot_mean_z2_during_decay,
+)
+from psp_lite.teaching.decomposition import (
+    check_line,
+    gradient_parts_by_source_layer,
+    plot_check_rows,
+    plot_contribution_matrix,
+    plot_contributions,
+)
+from psp_lite.teaching.exercises import (
+    STRUCTURAL_MISTAKES,
+    Eq15Case,
+    Eq15Check,
+    check_eq15_mlp,
+    check_prediction,
+    check_tensor,
+    eq15_by_autograd,
+    eq15_case,
+)
+from psp_lite.teaching.first_look import (
+    FirstLookSettings,
+    TrainedLayers,
+    describe_ratios,
+    plot_none_l2_psp,
+    ratios_to_unregularized,
+    train_none_l2_psp,
+)
+from psp_lite.teaching.metric import (
+    centre_and_whiten,
+    input_moments,
+    layer_l2_penalty,
+    layer_psp_penalty_by_trace,
+    layer_psp_penalty_direct,
+    local_psp_gradient_vs_weight_decay,
+    whiten,
+)
+from psp_lite.teaching.normalizations import (
+    LayerBalance,
+    penalty_and_gradients_vs_cross_entropy,
+    penalty_share_per_layer,
+    plot_penalty_shares,
+    shares,
+    shares_table,
+)
+from psp_lite.teaching.slopes import (
+    ZDistribution,
+    activation_and_slope,
+    first_layer_z_after_training,
+    lambda_explorer,
+    plot_z_over_activations,
+    slope_table,
+)
+from psp_lite.teaching.toy import (
+    ACTIVATION_NAMES,
+    REGULARIZERS,
+    linear_layers,
+    make_activation,
+    mlp,
+    single_thread,
+    toy_classification,
+    train_sgd,
+)
+
+__all__ = [
+    "ACTIVATION_NAMES", "REGULARIZERS", "STRUCTURAL_MISTAKES", "Eq15Case", "Eq15Check",
+    "FirstLookSettings", "LayerBalance", "TrainedLayers", "ZDistribution", "activation_and_slope",
+    "bias_free_relu_prediction", "centre_and_whiten", "check_eq15_mlp",
+    "check_line", "check_prediction", "check_tensor", "describe_ratios", "eq15_by_autograd",
+    "eq15_case", "first_layer_z_after_training", "gradient_parts_by_source_layer",
+    "input_moments", "lambda_explorer", "layer_l2_penalty", "layer_psp_penalty_by_trace",
+    "layer_psp_penalty_direct", "linear_layers", "local_psp_gradient_vs_weight_decay",
+    "make_activation", "mean_z2_during_weight_decay", "mlp",
+    "penalty_and_gradients_vs_cross_entropy",
+    "penalty_share_per_layer", "plot_check_rows", "plot_contribution_matrix",
+    "plot_contributions", "plot_mean_z2_during_decay", "plot_none_l2_psp", "plot_penalty_shares",
+    "plot_z_over_activations", "ratios_to_unregularized", "shares", "shares_table",
+    "single_thread", "slope_table", "toy_classification", "train_none_l2_psp", "train_sgd",
+    "whiten",
+]

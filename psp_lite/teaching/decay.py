@@ -1,0 +1,73 @@
+"""Decay dynamics: what the pure weight-decay update theta <- (1 - lam) theta (Eq. 5) does to
+the potentials <z_l^2> of every layer (Eq. 6)."""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+
+from psp_lite.potentials import capture, mean_square
+from psp_lite.regularizers import check_lambda
+from psp_lite.teaching.toy import single_thread
+
+
+@torch.no_grad()
+def mean_z2_during_weight_decay(model: nn.Module, x: Tensor, lam: float, steps: int
+                                ) -> OrderedDict[str, np.ndarray]:
+    """<z^2> per layer after 0..steps pure weight-decay updates theta <- (1 - lam) theta (Eq. 5).
+
+    Works on a copy; the model passed in is left as it was.
+    """
+    lam = check_lambda(lam)
+    model = copy.deepcopy(model)
+    history: OrderedDict[str, list[float]] = OrderedDict()
+    with single_thread():
+        for step in range(steps + 1):
+            if step:
+                for p in model.parameters():
+                    p.mul_(1 - lam)
+            for name, value in mean_square(capture(model, x)[1]).items():
+                history.setdefault(name, []).append(value)
+    return OrderedDict((k, np.array(v)) for k, v in history.items())
+
+
+def bias_free_relu_prediction(z2_at_start: float, layer: int, lam: float, steps: np.ndarray
+                              ) -> np.ndarray:
+    """(1 - lam)^(2 l t) <z_l^2>_0: the exact <z_l^2> of layer l (1-based) of a bias-free ReLU
+    network after t steps of Eq. 5 (z_l is a product of l weight layers, ReLU commutes with a
+    positive factor)."""
+    return z2_at_start * (1 - lam) ** (2 * layer * np.asarray(steps))
+
+
+def plot_mean_z2_during_decay(trajectories: Mapping[str, Mapping[str, np.ndarray]], lam: float,
+                              predicted: str | None = None) -> Figure:
+    """One panel per network: <z_l^2> over decay steps, log scale, one line per layer l.
+
+    For the network named `predicted` (bias-free, ReLU) also draw `bias_free_relu_prediction`
+    as wide pale lines underneath.
+    """
+    fig, axes = plt.subplots(1, len(trajectories), figsize=(5.2 * len(trajectories), 3.8),
+                             squeeze=False)
+    for ax, (title, traj) in zip(axes[0], trajectories.items(), strict=True):
+        for l, (name, values) in enumerate(traj.items(), start=1):  # noqa: E741
+            steps = np.arange(len(values))
+            if title == predicted:
+                ax.plot(steps, bias_free_relu_prediction(values[0], l, lam, steps), lw=6,
+                        alpha=0.25, color=f"C{l - 1}")
+            label = f"layer {l}" + (" (logits)" if name == "output" else "")
+            ax.plot(steps, values, color=f"C{l - 1}", label=label)
+        ax.set(yscale="log", xlabel="weight-decay step t", ylabel="<z²> per layer", title=title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if predicted is not None:
+        fig.suptitle("wide pale lines: (1 - λ)^(2 l t) · <z_l²> at t = 0, the prediction for a "
+                     "bias-free ReLU network", fontsize=10)
+    fig.tight_layout()
+    return fig

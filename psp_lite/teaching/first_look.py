@@ -1,0 +1,102 @@
+"""The series' first look: one small network trained three times (no regularizer, l2 weight
+decay, PSP), and what each does to the weights and to the potentials z of every layer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from psp_lite.potentials import capture, mean_square
+from psp_lite.teaching.toy import linear_layers, mlp, toy_classification, train_sgd
+
+
+@dataclass(frozen=True)
+class FirstLookSettings:
+    """The settings of notebook 01's first experiment (seconds on one CPU core)."""
+
+    widths: tuple[int, ...] = (32, 64, 64, 4)
+    activation: str = "relu"
+    n_train: int = 1000
+    n_test: int = 2000
+    epochs: int = 20
+    lr: float = 0.1
+    batch_size: int = 50
+    l2_lambda: float = 1e-2
+    psp_lambda: float = 1.0      # layer-mean ("reference") normalization
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainedLayers:
+    """Per layer l = 1..N of one trained network: weight RMS, <z_l^2> on test data, accuracy."""
+
+    regularizer: str
+    lam: float
+    weight_rms: list[float]
+    mean_z2: list[float]
+    test_accuracy: float
+
+
+def train_none_l2_psp(settings: FirstLookSettings = FirstLookSettings()
+                      ) -> dict[str, TrainedLayers]:
+    """Train the same seeded MLP with no regularizer, with l2 and with PSP; measure each layer."""
+    s = settings
+    x, y = toy_classification(s.n_train, s.widths[0], s.widths[-1], seed=s.seed)
+    xt, yt = toy_classification(s.n_test, s.widths[0], s.widths[-1], seed=s.seed + 1)
+    out = {}
+    for regularizer, lam in (("none", 0.0), ("l2", s.l2_lambda), ("psp", s.psp_lambda)):
+        model = train_sgd(mlp(s.widths, s.activation, seed=s.seed), x, y, regularizer=regularizer,
+                          lam=lam, epochs=s.epochs, lr=s.lr, batch_size=s.batch_size, seed=s.seed)
+        with torch.no_grad():
+            logits, zs = capture(model, xt)
+        rms = [layer.weight.detach().square().mean().sqrt().item()
+               for layer in linear_layers(model)]
+        acc = (logits.argmax(1) == yt).float().mean().item()
+        out[regularizer] = TrainedLayers(regularizer, lam, rms, list(mean_square(zs).values()),
+                                         acc)
+    return out
+
+
+def ratios_to_unregularized(runs: dict[str, TrainedLayers], regularizer: str
+                            ) -> tuple[list[float], list[float]]:
+    """(weight RMS ratio, <z^2> ratio) per layer: `regularizer`'s run over the unregularized."""
+    base, run = runs["none"], runs[regularizer]
+    return ([a / b for a, b in zip(run.weight_rms, base.weight_rms, strict=True)],
+            [a / b for a, b in zip(run.mean_z2, base.mean_z2, strict=True)])
+
+
+def plot_none_l2_psp(runs: dict[str, TrainedLayers]) -> Figure:
+    """Two panels, one bar group per layer: weight RMS, and <z^2> (log scale) per regularizer."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    n = len(runs["none"].weight_rms)
+    pos = np.arange(n)
+    labels = [f"layer {i}" + (" (logits)" if i == n else "") for i in range(1, n + 1)]
+    for i, run in enumerate(runs.values()):
+        label = run.regularizer if run.regularizer == "none" else \
+            f"{run.regularizer}, λ = {run.lam:g}"
+        a.bar(pos + (i - 1) * 0.27, run.weight_rms, 0.27, label=label)
+        b.bar(pos + (i - 1) * 0.27, run.mean_z2, 0.27, label=label)
+    a.set(ylabel="RMS of the layer's weights", title="weights")
+    b.set(ylabel="<z²> on test inputs", yscale="log", title="post-synaptic potentials z")
+    for ax in (a, b):
+        ax.set_xticks(pos, labels)
+        ax.grid(alpha=0.3, axis="y")
+    a.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def describe_ratios(runs: dict[str, TrainedLayers], layers: Sequence[int] | None = None) -> str:
+    """One line per regularizer: per layer, weight RMS and <z^2> as a fraction of 'none'."""
+    lines = []
+    for reg in ("l2", "psp"):
+        w, z = ratios_to_unregularized(runs, reg)
+        idx = range(len(w)) if layers is None else [i - 1 for i in layers]
+        parts = ", ".join(f"layer {i + 1}: weights x{w[i]:.2f}, <z²> x{z[i]:.2f}" for i in idx)
+        lines.append(f"{reg:>4} vs none: {parts}")
+    return "\n".join(lines)
