@@ -4,6 +4,7 @@ ValueError whose one line names the field, the value and what is allowed."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
 from collections.abc import Iterable
@@ -81,3 +82,14 @@ def milestones(name: str, values: Iterable[object]) -> tuple[int, ...]:
     if list(out) != sorted(set(out)):
         raise ValueError(f"{name} must be strictly increasing, got {out}.")
     return out
+
+
+def positive_int_arg(text: str) -> int:
+    """argparse type: an integer >= 1 (0 or less is refused, never taken as 'the default')."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value

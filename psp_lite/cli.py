@@ -12,7 +12,7 @@ from typing import NoReturn
 
 import matplotlib
 
-from psp_lite import sweep
+from psp_lite import checks, sweep
 from psp_lite.cache import CacheNotWritableError
 from psp_lite.data import INPUT_SHAPES, DatasetNotFoundError, canonical_dataset
 from psp_lite.device import describe, pick_device
@@ -41,17 +41,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"psp-lite: error: {message} (see {self.prog} --help)\n")
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (0 or less is refused, never taken as 'the default')."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def dataset_name(text: str) -> str:
@@ -96,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("target", choices=sorted(TARGETS))
     rep.add_argument("--dataset", type=dataset_name,
                      help="override the target's dataset (e.g. fashion-mnist)")
-    rep.add_argument("--epochs", type=positive_int, help="epochs per run (default: the paper's)")
-    rep.add_argument("--seeds", type=positive_int, default=1,
+    rep.add_argument("--epochs", type=checks.positive_int_arg,
+                     help="epochs per run (default: the paper's)")
+    rep.add_argument("--seeds", type=checks.positive_int_arg, default=1,
                      help="number of seeds (paper: 10)")
     rep.add_argument("--quick", action="store_true",
                      help="one seed, a few epochs on a subset of the real data (minutes on a CPU)")

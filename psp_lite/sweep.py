@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from psp_lite import cache
+from psp_lite.checks import positive_int_arg
 from psp_lite.data import TensorData, load_dataset
 from psp_lite.device import pick_device
 from psp_lite.regularizers import check_lambda
@@ -299,7 +300,7 @@ def add_cli_parser(sub: argparse._SubParsersAction) -> None:
                        "resume); print final test error vs lambda and plot the U-curve.")
     p.add_argument("--dataset", default="fashion-mnist",
                    choices=("mnist", "fashion-mnist", "synthetic-mnist"))
-    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+    p.add_argument("--epochs", type=positive_int_arg, default=DEFAULT_EPOCHS,
                    help=f"epochs per run (default {DEFAULT_EPOCHS})")
     p.add_argument("--psp-lambdas", type=float, nargs="*", default=list(DEFAULT_LAMBDAS),
                    metavar="LAM", help="PSP lambdas (default: 9 values, 1e-5 to 1e-1)")

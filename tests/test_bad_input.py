@@ -60,6 +60,12 @@ def test_cli_seeds_0_is_refused(nothing_runs, capsys):
     assert "--seeds: expected an integer >= 1, got 0" in line
 
 
+def test_cli_sweep_epochs_0_is_refused(nothing_runs, capsys):
+    line = cli_error(["sweep", "--epochs", "0", "--dataset", "synthetic-mnist"], capsys)
+    assert line == ("psp-lite: error: argument --epochs: expected an integer >= 1, got 0 "
+                    "(see psp-lite sweep --help)")
+
+
 def test_cli_device_gpu_names_the_valid_devices(nothing_runs, capsys):
     line = cli_error(["reproduce", "fig2", "--device", "gpu", "--epochs", "1"], capsys)
     assert line == ("psp-lite: error: unknown device 'gpu'; use 'cpu', 'cuda', 'cuda:N', 'mps' "
