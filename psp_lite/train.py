@@ -21,7 +21,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from psp_lite import cache, checks
-from psp_lite.data import INPUT_SHAPES, SIZES, TensorData, batches, canonical_dataset, load_dataset
+from psp_lite.data import (
+    INPUT_SHAPES,
+    SIZES,
+    SYNTHETIC_DEFAULT_SIZES,
+    TensorData,
+    batches,
+    canonical_dataset,
+    load_dataset,
+)
 from psp_lite.device import describe, parse_device, pick_device
 from psp_lite.models import build_model, canonical_model, check_input_shape
 from psp_lite.potentials import OUTPUT, watch_potentials
@@ -257,6 +265,7 @@ def run(config: RunConfig, *, data: TensorData | None = None, data_dir: str | Pa
     """`train(config)`, reusing a cached history of the same config and data when there is one.
 
     The data is loaded first (it is cached per process): the cache key holds its fingerprint.
+    Data passed in must be the config's dataset with the config's subset sizes.
     An unwritable cache folder is reported before training starts; if saving still fails after
     training, a warning names the folder and the history is returned all the same.
     """
@@ -267,6 +276,15 @@ def run(config: RunConfig, *, data: TensorData | None = None, data_dir: str | Pa
     elif data.name != config.dataset:
         raise ValueError(f"data is {data.name!r} but the config says {config.dataset!r}; pass "
                          "the config of the dataset trained on (the cache keys runs by both).")
+    else:
+        synthetic = SYNTHETIC_DEFAULT_SIZES if config.dataset.startswith("synthetic") else None
+        for i, (split, subset) in enumerate((("train", config.train_subset),
+                                             ("test", config.test_subset))):
+            wanted = subset or (synthetic or SIZES[config.dataset])[i]
+            if data.fingerprint[split] != wanted:
+                raise ValueError(f"data has {data.fingerprint[split]} {split} images but the "
+                                 f"config asks for {wanted} ({split}_subset={subset}); load the "
+                                 "data with the config's subsets.")
     if not use_cache:
         return train(config, data, progress=progress)
     cached = cache.load(config, data.fingerprint)
@@ -277,7 +295,8 @@ def run(config: RunConfig, *, data: TensorData | None = None, data_dir: str | Pa
     try:
         cache.save(history, data.fingerprint)
     except OSError as error:
-        warnings.warn(f"could not save the finished run to the cache ({error}); returning it "
-                      f"uncached. Make {cache.cache_dir()} writable or set $PSP_LITE_CACHE to a "
-                      "writable folder to keep runs.", stacklevel=2)
+        where = cache.path_for(config, data.fingerprint)
+        warnings.warn(f"could not save the finished run to {where} ({error}); returning it "
+                      f"uncached. Make {cache.cache_dir()} writable or "
+                      "set $PSP_LITE_CACHE to a writable folder to keep runs.", stacklevel=2)
     return history

@@ -100,6 +100,15 @@ def test_data_of_another_dataset_is_refused_not_filed_under_the_config():
         run(RunConfig(**SMALL), data=cifar, progress=False)
 
 
+def test_data_of_other_sizes_than_the_config_is_refused():
+    with pytest.raises(ValueError, match=r"data has 199 train images but the config asks for "
+                                         r"200 \(train_subset=200\)"):
+        run(RunConfig(**SMALL), data=small_data(train_subset=199), progress=False)
+    full = load_dataset("synthetic-mnist", device="cpu")  # the stand-in's default 2000 / 500
+    with pytest.raises(ValueError, match="data has 500 test images but the config asks for 60"):
+        run(RunConfig(**{**SMALL, "train_subset": None}), data=full, progress=False)
+
+
 def test_an_entry_from_older_training_code_is_not_reused(monkeypatch, trained):
     config = RunConfig(**SMALL)
     run(config, progress=False)
