@@ -98,7 +98,8 @@ class RunConfig:
                                                     self.epochs, from_end=True))
 
     def resolved(self) -> RunConfig:
-        """The same config with `device` naming the device type the run will use."""
+        """The same config with `device` naming the device the run will use: its type when it
+        was "auto", else the device asked for (an absent one is a ValueError here)."""
         device = pick_device(self.device)
         return dataclasses.replace(self, device=device.type if self.device == "auto"
                                    else str(device))
@@ -260,6 +261,22 @@ def train(config: RunConfig, data: TensorData | None = None, *, data_dir: str | 
     return history
 
 
+def check_data(config: RunConfig, data: TensorData) -> None:
+    """ValueError unless `data` is `config`'s dataset with `config`'s subset sizes (a run is
+    cached under both, so a stand-in's numbers can never be filed under another dataset)."""
+    if data.name != config.dataset:
+        raise ValueError(f"data is {data.name!r} but the config says {config.dataset!r}; pass "
+                         "the config of the dataset trained on (the cache keys runs by both).")
+    synthetic = SYNTHETIC_DEFAULT_SIZES if config.dataset.startswith("synthetic") else None
+    for i, (split, subset) in enumerate((("train", config.train_subset),
+                                         ("test", config.test_subset))):
+        wanted = subset or (synthetic or SIZES[config.dataset])[i]
+        if data.fingerprint[split] != wanted:
+            raise ValueError(f"data has {data.fingerprint[split]} {split} images but the config "
+                             f"asks for {wanted} ({split}_subset={subset}); load the data with "
+                             "the config's subsets.")
+
+
 def run(config: RunConfig, *, data: TensorData | None = None, data_dir: str | Path | None = None,
         use_cache: bool = True, progress: bool = True) -> RunHistory:
     """`train(config)`, reusing a cached history of the same config and data when there is one.
@@ -273,18 +290,8 @@ def run(config: RunConfig, *, data: TensorData | None = None, data_dir: str | Pa
     if data is None:
         data = load_dataset(config.dataset, data_dir, device=config.device,
                             train_subset=config.train_subset, test_subset=config.test_subset)
-    elif data.name != config.dataset:
-        raise ValueError(f"data is {data.name!r} but the config says {config.dataset!r}; pass "
-                         "the config of the dataset trained on (the cache keys runs by both).")
     else:
-        synthetic = SYNTHETIC_DEFAULT_SIZES if config.dataset.startswith("synthetic") else None
-        for i, (split, subset) in enumerate((("train", config.train_subset),
-                                             ("test", config.test_subset))):
-            wanted = subset or (synthetic or SIZES[config.dataset])[i]
-            if data.fingerprint[split] != wanted:
-                raise ValueError(f"data has {data.fingerprint[split]} {split} images but the "
-                                 f"config asks for {wanted} ({split}_subset={subset}); load the "
-                                 "data with the config's subsets.")
+        check_data(config, data)
     if not use_cache:
         return train(config, data, progress=progress)
     cached = cache.load(config, data.fingerprint)
