@@ -33,6 +33,7 @@ from psp_lite.train import (
     RunConfig,
     RunHistory,
     TrainingDiverged,
+    check_data,
     init_model,
     layer_names,
     record_epoch,
@@ -251,26 +252,35 @@ def run_many(configs: Sequence[RunConfig], *, data: TensorData | None = None,
     A run that diverges comes back with `diverged_at` set instead of raising, and is not cached.
     """
     configs = [c.resolved() for c in configs]
-    histories: dict[int, RunHistory] = {}
-    todo: dict[tuple, list[int]] = {}
+    groups: dict[tuple, list[int]] = {}
     for i, config in enumerate(configs):
-        cached = cache.load(config) if use_cache else None
-        if cached is not None:
-            histories[i] = cached
+        groups.setdefault(group_key(config), []).append(i)
+    histories: dict[int, RunHistory] = {}
+    for indices in groups.values():
+        first = configs[indices[0]]
+        if data is None:
+            group_data = load_dataset(first.dataset, data_dir, device=first.device,
+                                      train_subset=first.train_subset,
+                                      test_subset=first.test_subset)
         else:
-            todo.setdefault(group_key(config), []).append(i)
-    for indices in todo.values():
-        group = [configs[i] for i in indices]
-        device = torch.device(group[0].device)
-        together = device.type == "cuda" if batched is None else batched
-        group_data = data if data is not None else load_dataset(
-            group[0].dataset, data_dir, device=device, train_subset=group[0].train_subset,
-            test_subset=group[0].test_subset)
+            check_data(first, data)
+            group_data = data
+        todo = []
+        for i in indices:
+            cached = cache.load(configs[i], group_data.fingerprint) if use_cache else None
+            if cached is None:
+                todo.append(i)
+            else:
+                histories[i] = cached
+        if todo and use_cache:
+            cache.check_writable()
+        group = [configs[i] for i in todo]
+        together = (torch.device(first.device).type == "cuda") if batched is None else batched
         trained = (train_many(group, group_data, progress=progress) if together and len(group) > 1
                    else [_train_keeping_divergence(c, group_data, progress) for c in group])
-        for i, history in zip(indices, trained, strict=True):
+        for i, history in zip(todo, trained, strict=True):
             if use_cache and history.diverged_at is None:
-                cache.save(history)
+                cache.save(history, group_data.fingerprint)
             histories[i] = history
     return [histories[i] for i in range(len(configs))]
 

@@ -4,15 +4,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import matplotlib
 
-from psp_lite import sweep
-from psp_lite.data import DatasetNotFoundError
+from psp_lite import checks, sweep
+from psp_lite.cache import CacheNotWritableError
+from psp_lite.data import INPUT_SHAPES, DatasetNotFoundError, canonical_dataset
 from psp_lite.device import describe, pick_device
+from psp_lite.models import INPUT_SHAPES as MODEL_INPUT_SHAPES
 from psp_lite.train import TrainingDiverged
 
 #: target -> (default dataset, regularizers compared)
@@ -32,14 +36,59 @@ QUICK = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line, `psp-lite: error: ...`, and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"psp-lite: error: {message} (see {self.prog} --help)\n")
+
+
+def dataset_name(text: str) -> str:
+    """argparse type: one of psp_lite.data.DATASETS (spelling variants accepted)."""
+    try:
+        return canonical_dataset(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).rstrip(".")) from None
+
+
+def check_dataset_fits(target: str, dataset: str, models: Sequence[str]) -> None:
+    """ValueError (before any data is loaded) when `target`'s networks cannot take `dataset`'s
+    images, e.g. table2's CIFAR-10 networks on 1x28x28 Fashion-MNIST."""
+    shape = INPUT_SHAPES[dataset]
+    for model in models:
+        wanted = MODEL_INPUT_SHAPES[model]
+        if wanted != shape:
+            fits = [d for d, s in INPUT_SHAPES.items() if s == wanted]
+            raise ValueError(
+                f"{target} trains {model} on {'x'.join(map(str, wanted))} images but {dataset} "
+                f"has {'x'.join(map(str, shape))} images; use --dataset "
+                f"{' or '.join(fits)} for {target}.")
+
+
+def writable_folder(folder: Path, option: str) -> Path:
+    """`folder`, created if needed; a ValueError naming `option` when it cannot be written (so
+    that nothing is trained whose results could not be written)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(13, "permission denied")
+    except OSError as error:
+        raise ValueError(f"cannot write into {folder} ({error.strerror or error}); pass {option} "
+                         "a writable folder.") from None
+    return folder
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="psp-lite", description=__doc__)
+    parser = OneLineParser(prog="psp-lite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="train and write a figure or table of the paper")
     rep.add_argument("target", choices=sorted(TARGETS))
-    rep.add_argument("--dataset", help="override the target's dataset (e.g. fashion-mnist)")
-    rep.add_argument("--epochs", type=int, help="epochs per run (default: the paper's)")
-    rep.add_argument("--seeds", type=int, default=1, help="number of seeds (paper: 10)")
+    rep.add_argument("--dataset", type=dataset_name,
+                     help="override the target's dataset (e.g. fashion-mnist)")
+    rep.add_argument("--epochs", type=checks.positive_int_arg,
+                     help="epochs per run (default: the paper's)")
+    rep.add_argument("--seeds", type=checks.positive_int_arg, default=1,
+                     help="number of seeds (paper: 10)")
     rep.add_argument("--quick", action="store_true",
                      help="one seed, a few epochs on a subset of the real data (minutes on a CPU)")
     rep.add_argument("--models", nargs="+", choices=CIFAR_MODELS, default=list(CIFAR_MODELS),
@@ -61,16 +110,19 @@ def reproduce(args: argparse.Namespace) -> list[Path]:
 
     default_dataset, regularizers = TARGETS[args.target]
     dataset = args.dataset or default_dataset
+    models = args.models if args.target == "table2" else [None]
+    check_dataset_fits(args.target, dataset, [m or "lenet5" for m in models])
+    device = pick_device(args.device)
+    out = writable_folder(args.out, "--out")
     overrides = dict(QUICK.get(dataset, {})) if args.quick else {}
-    if args.epochs:
+    if args.epochs is not None:
         overrides["epochs"] = args.epochs
-        if dataset == "cifar10":  # the paper's lr schedule, compressed to fit (as notebook 07)
+        if dataset in ("cifar10", "synthetic-cifar10"):  # the paper's lr schedule, compressed
+            # to fit (as notebook 07)
             overrides.update(experiments.cifar_schedule(args.epochs))
     seeds = tuple(range(1 if args.quick else args.seeds))
-    device = pick_device(args.device)
     print(f"psp-lite reproduce {args.target}: {dataset}, seeds {list(seeds)}, "
           f"{overrides or 'paper protocol'}, on {describe(device)}", file=sys.stderr)
-    models = args.models if args.target == "table2" else [None]
     results, rows, by_model = {}, [], {}
     for model in models:
         results = experiments.compare(dataset, regularizers, seeds=seeds, model=model,
@@ -81,8 +133,6 @@ def reproduce(args: argparse.Namespace) -> list[Path]:
         note = next(iter(results.values()))[0].data_note
         if note:
             print(f"data: {note}", file=sys.stderr)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     written = list(experiments.write_table(rows, out / args.target))
     if args.target == "fig3":
         written.append(out / "fig3_spread.md")
@@ -113,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in sweep.run_cli(args):
                 print(f"wrote {path}", file=sys.stderr)
         return 0
-    except (DatasetNotFoundError, TrainingDiverged, ValueError) as error:
+    except (DatasetNotFoundError, TrainingDiverged, CacheNotWritableError, ValueError) as error:
         one_line = " ".join(line.strip() for line in str(error).splitlines())
         print(f"psp-lite: error: {one_line}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import numbers
 import os
 import shutil
@@ -56,6 +57,15 @@ SIZES = {
     "synthetic-cifar10": (50000, 10000),
 }
 SYNTHETIC_DEFAULT_SIZES = (2000, 500)
+
+#: (C, H, W) of one image of each dataset.
+INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
+    "mnist": (1, 28, 28),
+    "fashion-mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),
+    "synthetic-mnist": (1, 28, 28),
+    "synthetic-cifar10": (3, 32, 32),
+}
 
 #: Folders holding the four idx .gz files of a system package (searched after the roots).
 SYSTEM_IDX_DIRS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -111,6 +121,17 @@ class TensorData:
         c, h, w = self.train_x.shape[1:]
         return (int(c), int(h), int(w))
 
+    @functools.cached_property
+    def fingerprint(self) -> dict[str, object]:
+        """What identifies the data a run was trained and tested on: the dataset's name, the
+        train / test sizes and a SHA-256 of the labels in order (a run-cache key part)."""
+        digest = hashlib.sha256()
+        for labels in (self.train_y, self.test_y):
+            digest.update(labels.detach().to("cpu", torch.int64).contiguous().numpy().tobytes())
+            digest.update(b"|")
+        return {"name": self.name, "train": int(self.train_y.shape[0]),
+                "test": int(self.test_y.shape[0]), "labels": digest.hexdigest()[:32]}
+
     @property
     def synthetic(self) -> bool:
         """True for the random stand-ins, which are not real data."""
@@ -131,12 +152,15 @@ def default_data_dir() -> Path:
     return Path(cache).expanduser() / "psp-lite" / "data"
 
 
-def _canonical(name: str) -> str:
+def canonical_dataset(name: str) -> str:
+    """The DATASETS name of `name` ("Fashion_MNIST" -> "fashion-mnist"); ValueError naming the
+    valid choices for anything else."""
     key = str(name).strip().lower().replace("_", "-")
     key = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}.get(key, key)
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
     return key
+
 
 
 def _writable(folder: Path) -> bool:
@@ -355,7 +379,7 @@ def load_dataset(
     Subsets are the first k items of a fixed permutation (seed 0), so the class mix stays
     representative. For the synthetic sets a subset is the size generated (default 2000 / 500).
     """
-    key = _canonical(name)
+    key = canonical_dataset(name)
     _check_subset(train_subset, "train_subset")
     _check_subset(test_subset, "test_subset")
     dev = pick_device(device)

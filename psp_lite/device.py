@@ -4,21 +4,52 @@ from __future__ import annotations
 
 import torch
 
+#: Device types a run may ask for ("auto": the best available one).
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+_CHOICES = "'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'"
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
+def parse_device(requested: str | torch.device) -> torch.device:
+    """`requested` as a torch.device of a supported type, without checking it is present."""
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {str(requested)!r}; use {_CHOICES}.") from None
+    if device.type not in DEVICE_TYPES:
+        raise ValueError(f"unsupported device {str(requested)!r}; use {_CHOICES}.")
+    return device
+
 
 def pick_device(requested: str | torch.device | None = None) -> torch.device:
-    """`requested` if given (e.g. "cpu", "cuda:0"), else the best available device."""
-    if requested not in (None, "auto"):
-        device = torch.device(requested)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {requested!r} was asked for but CUDA is not available; "
-                             "use device='cpu' or leave it unset to pick automatically.")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """`requested` if given (e.g. "cpu", "cuda:0"), else the best available device.
+
+    A device that this machine does not have is refused at once with a ValueError.
+    """
+    if requested in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = parse_device(requested)
+    fallback = "use device='cpu' (--device cpu) or leave it unset to pick the best available"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(requested)!r} was asked for but CUDA is not available "
+                             f"on this machine; {fallback}.")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"device {str(requested)!r} was asked for but this machine has "
+                             f"{count} CUDA device(s) (cuda:0 to cuda:{count - 1}); {fallback}.")
+    if device.type == "mps" and not _mps_available():
+        raise ValueError(f"device {str(requested)!r} was asked for but Apple's MPS is not "
+                         f"available on this machine; {fallback}.")
+    return device
 
 
 def describe(device: torch.device) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from psp_lite.data import TITLES, DatasetNotFoundError, load_dataset
+from psp_lite.data import TITLES, DatasetNotFoundError, canonical_dataset, load_dataset
 from psp_lite.device import pick_device
 from psp_lite.models import build_model
 from psp_lite.paper import authors_notebook_error, paper_error
@@ -49,7 +49,7 @@ def compare(
     unknown = set(lams) - set(regularizers)
     if unknown:
         raise ValueError(f"lams names regularizers not compared: {sorted(unknown)}.")
-    configs = {r: paper_config(dataset, r, model, device=device.type,
+    configs = {r: paper_config(dataset, r, model, device=str(device),
                                **({"lam": lams[r]} if r in lams else {}), **overrides)
                for r in regularizers}
     first = next(iter(configs.values()))
@@ -103,6 +103,7 @@ def choose_dataset(dataset: str, data_dir: str | Path | None = None, *,
     CIFAR-10 -> synthetic images), and the note names it.
     """
     smoke = is_smoke() if smoke is None else smoke
+    dataset = canonical_dataset(dataset)  # a ValueError naming the choices for unknown names
     title = TITLES[dataset]
     if not smoke:
         return DatasetChoice(dataset, dataset, f"data: {_found(dataset, data_dir, True)}")

@@ -192,9 +192,34 @@ _BUILDERS: dict[str, type[nn.Module]] = {
 }
 
 
-def build_model(name: str, num_classes: int = 10) -> nn.Module:
-    """A fresh model by name (one of MODELS), PyTorch's default init."""
+#: (C, H, W) of the images each model is built for.
+INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
+    "lenet5": (1, 28, 28), "resnet18": (3, 32, 32), "mobilenetv2": (3, 32, 32),
+    "allcnnc": (3, 32, 32),
+}
+
+
+def canonical_model(name: str) -> str:
+    """The MODELS name of `name` ("LeNet-5" -> "lenet5"); ValueError naming the choices."""
     key = str(name).strip().lower().replace("-", "").replace("_", "")
     if key not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}.")
-    return _BUILDERS[key](num_classes=num_classes)
+    return key
+
+
+def check_input_shape(model: str, dataset: str, shape: tuple[int, int, int]) -> None:
+    """ValueError unless `model` is built for images of `shape` (C, H, W) as `dataset` has."""
+    key = canonical_model(model)
+    wanted = INPUT_SHAPES[key]
+    if tuple(shape) != wanted:
+        fits = [m for m, s in INPUT_SHAPES.items() if s == tuple(shape)]
+        raise ValueError(
+            f"model {key!r} takes {'x'.join(map(str, wanted))} images but dataset {dataset!r} "
+            f"has {'x'.join(map(str, shape))} images; use "
+            + (f"model {' or '.join(repr(m) for m in fits)}" if fits else "another model")
+            + " for it.")
+
+
+def build_model(name: str, num_classes: int = 10) -> nn.Module:
+    """A fresh model by name (one of MODELS), PyTorch's default init."""
+    return _BUILDERS[canonical_model(name)](num_classes=num_classes)

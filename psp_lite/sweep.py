@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from psp_lite import cache
+from psp_lite.checks import positive_int_arg
 from psp_lite.data import TensorData, load_dataset
 from psp_lite.device import pick_device
 from psp_lite.regularizers import check_lambda
@@ -127,13 +128,13 @@ class SweepResult:
 _NAMES = {"psp": "PSP", "l2": "l2", "none": "none"}
 
 
-def _diverged_marker(config: RunConfig) -> Path:
-    return cache.cache_dir() / f"diverged-{cache.key(config)}.json"
+def _diverged_marker(config: RunConfig, data: TensorData) -> Path:
+    return cache.cache_dir() / f"diverged-{cache.key(config, data.fingerprint)}.json"
 
 
-def _mark_diverged(config: RunConfig, message: str) -> None:
+def _mark_diverged(config: RunConfig, data: TensorData, message: str) -> None:
     """Remember (atomically) that `config` diverged, so a resumed sweep does not retrain it."""
-    path = _diverged_marker(config)
+    path = _diverged_marker(config, data)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
     with os.fdopen(fd, "w") as f:
@@ -167,7 +168,7 @@ def sweep_configs(
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
     snaps = tuple(snapshot_epochs) if snapshot_epochs is not None else default_snapshots(epochs)
     common = dict(epochs=epochs, seed=seed, train_subset=train_subset, test_subset=test_subset,
-                  snapshot_epochs=snaps, device=pick_device(device).type, **overrides)
+                  snapshot_epochs=snaps, device=str(pick_device(device)), **overrides)
     grid: list[tuple[str, float]] = [("none", 0.0)] if include_none else []
     grid += [("psp", float(lam)) for lam in sorted(set(psp_lambdas))]
     grid += [("l2", float(lam)) for lam in sorted(set(l2_lambdas))]
@@ -193,7 +194,8 @@ def sweep(
     configs = sweep_configs(dataset, psp_lambdas, l2_lambdas, **grid)
     base = dataclasses.replace(configs[0], regularizer="none", lam=0.0).resolved()
     result = SweepResult(base=base)
-    data: TensorData | None = None
+    data = load_dataset(dataset, data_dir, device=base.device, train_subset=base.train_subset,
+                        test_subset=base.test_subset)  # cached per process; keys the cache
     bar = tqdm(total=len(configs), desc=f"λ sweep ({dataset})", unit="run",
                disable=not progress)
     trained = 0
@@ -203,20 +205,16 @@ def sweep(
             config = config.resolved()
             key = (config.regularizer, config.lam)
             bar.set_postfix_str(config.label)
-            if _diverged_marker(config).exists():
+            if _diverged_marker(config, data).exists():
                 result.diverged.append(key)
                 bar.update()
                 continue
-            history = cache.load(config)
+            history = cache.load(config, data.fingerprint)
             if history is None:
-                if data is None:
-                    data = load_dataset(dataset, data_dir, device=config.device,
-                                        train_subset=config.train_subset,
-                                        test_subset=config.test_subset)
                 try:
                     history = run(config, data=data, progress=False)
                 except TrainingDiverged as error:
-                    _mark_diverged(config, str(error))
+                    _mark_diverged(config, data, str(error))
                     result.diverged.append(key)
                     bar.update()
                     continue
@@ -302,7 +300,7 @@ def add_cli_parser(sub: argparse._SubParsersAction) -> None:
                        "resume); print final test error vs lambda and plot the U-curve.")
     p.add_argument("--dataset", default="fashion-mnist",
                    choices=("mnist", "fashion-mnist", "synthetic-mnist"))
-    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+    p.add_argument("--epochs", type=positive_int_arg, default=DEFAULT_EPOCHS,
                    help=f"epochs per run (default {DEFAULT_EPOCHS})")
     p.add_argument("--psp-lambdas", type=float, nargs="*", default=list(DEFAULT_LAMBDAS),
                    metavar="LAM", help="PSP lambdas (default: 9 values, 1e-5 to 1e-1)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,10 +21,18 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from psp_lite import cache
-from psp_lite.data import TensorData, batches, load_dataset
-from psp_lite.device import describe, pick_device
-from psp_lite.models import build_model
+from psp_lite import cache, checks
+from psp_lite.data import (
+    INPUT_SHAPES,
+    SIZES,
+    SYNTHETIC_DEFAULT_SIZES,
+    TensorData,
+    batches,
+    canonical_dataset,
+    load_dataset,
+)
+from psp_lite.device import describe, parse_device, pick_device
+from psp_lite.models import build_model, canonical_model, check_input_shape
 from psp_lite.potentials import capture, output_name, watch_potentials
 from psp_lite.regularizers import check_lambda, check_normalization, psp_penalty
 
@@ -54,23 +63,47 @@ class RunConfig:
     snapshot_epochs: tuple[int, ...] = ()  # weights are kept at these epochs and the last
 
     def __post_init__(self) -> None:
+        """Check every field at construction (a one-line ValueError naming the field) and store
+        plain Python values, so that a numpy scalar or a list cannot reach the cache key."""
+        def put(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        put("dataset", canonical_dataset(self.dataset))
+        put("model", canonical_model(self.model))
+        check_input_shape(self.model, self.dataset, INPUT_SHAPES[self.dataset])
         if self.regularizer not in REGULARIZERS:
             raise ValueError(
                 f"unknown regularizer {self.regularizer!r}; use one of {REGULARIZERS}.")
-        check_lambda(self.lam)
+        put("lam", check_lambda(self.lam))
         check_normalization(self.normalization)
         if self.regularizer == "none" and self.lam != 0:
             raise ValueError("regularizer 'none' takes lam=0; use regularizer='l2' or 'psp'.")
         for name in ("epochs", "batch_size", "test_batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}.")
+            put(name, checks.integer(name, getattr(self, name)))
+        put("seed", checks.integer("seed", self.seed, minimum=0))
+        put("lr", checks.real("lr", self.lr, low=0.0, low_open=True))
+        put("momentum", checks.real("momentum", self.momentum, low=0.0, high=1.0,
+                                    hint="the paper uses 0 (MNIST) and 0.9 (CIFAR-10)"))
+        put("lr_gamma", checks.real("lr_gamma", self.lr_gamma, low=0.0, low_open=True))
+        put("lr_milestones", checks.milestones("lr_milestones", self.lr_milestones))
+        if not isinstance(self.augment, (bool, np.bool_)):
+            raise ValueError(f"augment must be True or False, got {self.augment!r}.")
+        put("augment", bool(self.augment))
+        put("device", "auto" if self.device in (None, "auto") else str(parse_device(self.device)))
+        train_size, test_size = SIZES[self.dataset]
+        put("train_subset", checks.optional_size("train_subset", self.train_subset, train_size,
+                                                 self.dataset))
+        put("test_subset", checks.optional_size("test_subset", self.test_subset, test_size,
+                                                self.dataset))
+        put("snapshot_epochs", checks.epochs_in_run("snapshot_epochs", self.snapshot_epochs,
+                                                    self.epochs, from_end=True))
 
     def resolved(self) -> RunConfig:
-        """The same config with `device` naming the device type the run will use."""
-        return dataclasses.replace(self, device=pick_device(self.device).type)
+        """The same config with `device` naming the device the run will use: its type when it
+        was "auto", else the device asked for (an absent one is a ValueError here)."""
+        device = pick_device(self.device)
+        return dataclasses.replace(self, device=device.type if self.device == "auto"
+                                   else str(device))
 
     @property
     def label(self) -> str:
@@ -131,6 +164,9 @@ def paper_config(
     dataset: str, regularizer: str, model: str | None = None, **overrides
 ) -> RunConfig:
     """The paper's protocol for `dataset` and `regularizer` (reference-code-facts.md)."""
+    dataset = canonical_dataset(dataset)
+    if regularizer not in REGULARIZERS:
+        raise ValueError(f"unknown regularizer {regularizer!r}; use one of {REGULARIZERS}.")
     if dataset in ("mnist", "fashion-mnist", "synthetic-mnist"):
         lam = {"none": 0.0, "l2": 1e-4, "psp": 1e-3}[regularizer]
         base = dict(model=model or "lenet5", epochs=50 if dataset == "mnist" else 150,
@@ -285,15 +321,49 @@ def record_epoch(history: RunHistory, epoch: int, seconds: float, train_loss: fl
         }
 
 
+def check_data(config: RunConfig, data: TensorData) -> None:
+    """ValueError unless `data` is `config`'s dataset with `config`'s subset sizes (a run is
+    cached under both, so a stand-in's numbers can never be filed under another dataset)."""
+    if data.name != config.dataset:
+        raise ValueError(f"data is {data.name!r} but the config says {config.dataset!r}; pass "
+                         "the config of the dataset trained on (the cache keys runs by both).")
+    synthetic = SYNTHETIC_DEFAULT_SIZES if config.dataset.startswith("synthetic") else None
+    for i, (split, subset) in enumerate((("train", config.train_subset),
+                                         ("test", config.test_subset))):
+        wanted = subset or (synthetic or SIZES[config.dataset])[i]
+        if data.fingerprint[split] != wanted:
+            raise ValueError(f"data has {data.fingerprint[split]} {split} images but the config "
+                             f"asks for {wanted} ({split}_subset={subset}); load the data with "
+                             "the config's subsets.")
+
+
 def run(config: RunConfig, *, data: TensorData | None = None, data_dir: str | Path | None = None,
         use_cache: bool = True, progress: bool = True) -> RunHistory:
-    """`train(config)`, reusing a cached history of the same config when there is one."""
+    """`train(config)`, reusing a cached history of the same config and data when there is one.
+
+    The data is loaded first (it is cached per process): the cache key holds its fingerprint.
+    Data passed in must be the config's dataset with the config's subset sizes.
+    An unwritable cache folder is reported before training starts; if saving still fails after
+    training, a warning names the folder and the history is returned all the same.
+    """
     config = config.resolved()
-    if use_cache:
-        cached = cache.load(config)
-        if cached is not None:
-            return cached
-    history = train(config, data, data_dir=data_dir, progress=progress)
-    if use_cache:
-        cache.save(history)
+    if data is None:
+        data = load_dataset(config.dataset, data_dir, device=config.device,
+                            train_subset=config.train_subset, test_subset=config.test_subset)
+    else:
+        check_data(config, data)
+    if not use_cache:
+        return train(config, data, progress=progress)
+    cached = cache.load(config, data.fingerprint)
+    if cached is not None:
+        return cached
+    cache.check_writable()
+    history = train(config, data, progress=progress)
+    try:
+        cache.save(history, data.fingerprint)
+    except OSError as error:
+        where = cache.path_for(config, data.fingerprint)
+        warnings.warn(f"could not save the finished run to {where} ({error}); returning it "
+                      f"uncached. Make {cache.cache_dir()} writable or "
+                      "set $PSP_LITE_CACHE to a writable folder to keep runs.", stacklevel=2)
     return history

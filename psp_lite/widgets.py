@@ -469,16 +469,10 @@ class LambdaExplorer:
         """Give the lambda slider `regularizer`'s values, keeping the one nearest `near`."""
         c = self.controls
         lams = self.lambdas(regularizer)
-
-        def distance(v: float) -> float:
-            if v == 0 or near == 0:
-                return 0.0 if v == near else 99.0
-            return abs(math.log10(v) - math.log10(near))
-
         held, self._hold = self._hold, True
         try:
             c.lam.options = list(zip(_labels(lams), lams, strict=True))
-            c.lam.value = min(lams, key=distance)
+            c.lam.value = nearest_lambda(lams, near)
         finally:
             self._hold = held
 
@@ -535,20 +529,34 @@ class LambdaExplorer:
             self._hold = held
         self.show(self._read_controls())
 
-    def tour(self, n: int) -> list[ExplorerState]:
-        """A walk over the sliders: mostly lambda steps, some epoch moves and switches."""
-        states, reg = [], self.regularizers()[0]
-        i, epoch = 0, self.result.epochs
-        for step in range(n):
-            lams = self.lambdas(reg)
-            if step % 10 == 9 and len(self.regularizers()) > 1:
-                reg = [r for r in self.regularizers() if r != reg][0]
-                lams = self.lambdas(reg)
+    def tour(self, n: int, start: ExplorerState | None = None) -> list[ExplorerState]:
+        """A walk over the sliders: mostly lambda steps, some epoch moves and switches.
+
+        It starts from `start` (default: where the sliders are, else the first regularizer's
+        first lambda at the last epoch); every step changes exactly one slider, to the state
+        its callback draws (a switch keeps the nearest lambda, as the lambda slider does).
+        """
+        regs = self.regularizers()
+        if start is None and self.controls is not None:
+            start = self._read_controls()
+        state = start or ExplorerState(regs[0], self.lambdas(regs[0])[0], self.result.epochs)
+        states: list[ExplorerState] = []
+        for step in range(10 * n + 10):  # bounded: a one-run sweep has few distinct states
+            if len(states) == n:
+                break
+            reg, lam, epoch = state.regularizer, state.lam, state.epoch
+            if step % 10 == 9 and len(regs) > 1:
+                reg = regs[(regs.index(reg) + 1) % len(regs)]
+                lam = nearest_lambda(self.lambdas(reg), lam)
             elif step % 4 == 3:
                 epoch = epoch % self.result.epochs + 1
             else:
-                i += 1
-            states.append(ExplorerState(reg, lams[i % len(lams)], epoch))
+                lams = self.lambdas(reg)
+                lam = lams[(lams.index(lam) + 1) % len(lams)]
+            new = ExplorerState(reg, lam, epoch)
+            if new != state:
+                states.append(new)
+                state = new
         return states
 
 
@@ -573,6 +581,16 @@ def _enable_colab_widgets() -> None:
             output.enable_custom_widget_manager()
         except Exception:  # noqa: BLE001 - best effort; the widgets may still work
             pass
+
+
+def nearest_lambda(lams: list[float], near: float) -> float:
+    """The lambda of `lams` nearest `near` on a log scale (0 is nearest only to 0)."""
+    def distance(v: float) -> float:
+        if v == 0 or near == 0:
+            return 0.0 if v == near else 99.0
+        return abs(math.log10(v) - math.log10(near))
+
+    return min(lams, key=distance)
 
 
 def median_ms(seconds: list[float]) -> float:

@@ -166,7 +166,7 @@ def test_rebuild_restores_a_runs_trained_lenet5(tmp_path, monkeypatch):
                        torch.from_numpy(history.weights[1]["fc1.weight"]))
     with pytest.raises(ValueError, match="buffers"):
         experiments.rebuild(dataclasses.replace(history, config=dataclasses.replace(
-            history.config, model="resnet18")))
+            history.config, dataset="synthetic-cifar10", model="resnet18")))
 
 
 def fake_results(z2: dict[str, list[float]], **config) -> experiments.Results:

@@ -9,6 +9,7 @@ import pytest
 
 import psp_lite.train
 from psp_lite import cache, cli
+from psp_lite.data import load_dataset
 from psp_lite.sweep import (
     DEFAULT_LAMBDAS,
     default_snapshots,
@@ -143,7 +144,9 @@ def test_train_one_adds_a_lambda_under_the_same_protocol():
     history = train_one(result, "psp", 3e-3, progress=False)
     assert result.lambdas("psp") == [1e-3, 3e-3, 1e-2]
     assert history.config == result.config_for("psp", 3e-3)
-    assert cache.load(history.config) is not None
+    data = load_dataset("synthetic-mnist", train_subset=200, test_subset=100)
+    cached = cache.load(history.config, data.fingerprint)
+    assert cached is not None and cached.test_error == history.test_error
     with pytest.raises(ValueError):
         train_one(result, "psp", 0.0)
     with pytest.raises(ValueError):

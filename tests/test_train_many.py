@@ -106,8 +106,8 @@ def test_runs_that_cannot_share_kernels_are_refused_naming_the_field():
 
 def test_run_many_trains_only_what_is_not_cached(data, together, tmp_path, monkeypatch):
     monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path))
-    cache.save(together[0])
-    cache.save(together[3])
+    cache.save(together[0], data.fingerprint)
+    cache.save(together[3], data.fingerprint)
     trained = []
     import psp_lite.batched as batched
 
@@ -119,4 +119,4 @@ def test_run_many_trains_only_what_is_not_cached(data, together, tmp_path, monke
     histories = run_many(CONFIGS, data=data, progress=False, batched=True)
     assert trained == [CONFIGS[1].resolved(), CONFIGS[2].resolved()]
     assert [h.test_error for h in histories] == [h.test_error for h in together]
-    assert cache.load(CONFIGS[1].resolved()) is not None  # newly trained runs were cached
+    assert cache.load(CONFIGS[1].resolved(), data.fingerprint) is not None  # now cached
