@@ -33,8 +33,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from psp_lite import plots  # noqa: E402
+from psp_lite.plots import u_curve  # noqa: E402
 from psp_lite.sweep import SweepResult, snapshot_for, sweep  # noqa: E402
-from psp_lite.widgets import ExplorerState, LambdaExplorer, median_ms, u_curve  # noqa: E402
+from psp_lite.widgets import ExplorerState, LambdaExplorer, median_ms  # noqa: E402
 
 
 def plots_redraw(result: SweepResult, state: ExplorerState) -> None:

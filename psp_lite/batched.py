@@ -15,7 +15,6 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -23,22 +22,12 @@ from torch import Tensor
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from tqdm.auto import tqdm
 
-from psp_lite import cache
 from psp_lite.data import TensorData, batches, load_dataset
 from psp_lite.device import describe
+from psp_lite.loop import DIVERGENCE_CHECK_STEPS, init_model, layer_names, record_epoch
 from psp_lite.potentials import output_name, watch_potentials
 from psp_lite.regularizers import psp_penalty
-from psp_lite.train import (
-    DIVERGENCE_CHECK_STEPS,
-    RunConfig,
-    RunHistory,
-    TrainingDiverged,
-    check_data,
-    init_model,
-    layer_names,
-    record_epoch,
-    train,
-)
+from psp_lite.runs import RunConfig, RunHistory
 
 #: What runs trained together must have in common (they may differ in seed, regularizer, lam).
 SHARED = ("dataset", "model", "epochs", "batch_size", "test_batch_size", "lr", "momentum",
@@ -238,55 +227,3 @@ def evaluate_many(net: _Stacked, data: TensorData, batch_size: int
     z2 = OrderedDict((name, [row[2 + i] / counts[i] for row in totals])
                      for i, name in enumerate(names))
     return [row[0] / n for row in totals], [100.0 * row[1] / n for row in totals], z2
-
-
-
-
-def run_many(configs: Sequence[RunConfig], *, data: TensorData | None = None,
-             data_dir: str | Path | None = None, use_cache: bool = True, progress: bool = True,
-             batched: bool | None = None) -> list[RunHistory]:
-    """`run()` for many configs: cached histories are reused, the rest trained and cached.
-
-    Runs that can share kernels (`group_key`) are trained together by `train_many` when
-    `batched` (default: on CUDA, where it is faster; on a CPU one after another is faster).
-    A run that diverges comes back with `diverged_at` set instead of raising, and is not cached.
-    """
-    configs = [c.resolved() for c in configs]
-    groups: dict[tuple, list[int]] = {}
-    for i, config in enumerate(configs):
-        groups.setdefault(group_key(config), []).append(i)
-    histories: dict[int, RunHistory] = {}
-    for indices in groups.values():
-        first = configs[indices[0]]
-        if data is None:
-            group_data = load_dataset(first.dataset, data_dir, device=first.device,
-                                      train_subset=first.train_subset,
-                                      test_subset=first.test_subset)
-        else:
-            check_data(first, data)
-            group_data = data
-        todo = []
-        for i in indices:
-            cached = cache.load(configs[i], group_data.fingerprint) if use_cache else None
-            if cached is None:
-                todo.append(i)
-            else:
-                histories[i] = cached
-        if todo and use_cache:
-            cache.check_writable()
-        group = [configs[i] for i in todo]
-        together = (torch.device(first.device).type == "cuda") if batched is None else batched
-        trained = (train_many(group, group_data, progress=progress) if together and len(group) > 1
-                   else [_train_keeping_divergence(c, group_data, progress) for c in group])
-        for i, history in zip(todo, trained, strict=True):
-            if use_cache and history.diverged_at is None:
-                cache.save(history, group_data.fingerprint)
-            histories[i] = history
-    return [histories[i] for i in range(len(configs))]
-
-
-def _train_keeping_divergence(config: RunConfig, data: TensorData, progress: bool) -> RunHistory:
-    try:
-        return train(config, data, progress=progress)
-    except TrainingDiverged as error:
-        return error.history

@@ -26,12 +26,11 @@ import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from psp_lite.train import RunConfig, RunHistory
+from psp_lite.runs import RunConfig, RunHistory
 
 #: Layout of an entry (the JSON fields and the weight arrays); bump when it changes.
 FORMAT = 2
@@ -166,8 +165,6 @@ def _weights(files: dict[str, np.ndarray], epochs: set[int]) -> dict[int, dict[s
 def _history(meta: Any, files: dict[str, np.ndarray], config: RunConfig,
              fingerprint: Mapping[str, Any]) -> RunHistory:
     """The checked RunHistory of an entry's JSON `meta` and weight arrays, or CorruptEntry."""
-    from psp_lite.train import RunConfig, RunHistory
-
     if not isinstance(meta, dict):
         raise CorruptEntry("its metadata is not a JSON object")
     if (meta.get("format"), meta.get("training")) != (FORMAT, TRAINING_VERSION):

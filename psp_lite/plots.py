@@ -11,16 +11,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from psp_lite.experiments import Results, SummaryRow
 from psp_lite.paper import paper_error
 from psp_lite.smoke import is_smoke
+
+if TYPE_CHECKING:  # a sweep is read here, never run
+    from psp_lite.sweep import SweepResult
 
 COLORS = {"none": "tab:gray", "l2": "tab:blue", "psp": "tab:red"}
 LABELS = {"none": "no regularization", "l2": "l2 (weight decay)", "psp": "PSP"}
@@ -308,3 +313,30 @@ def spread_reading(rows: list[SpreadRow], *, smoke: bool | None = None) -> str:
                 f"({', '.join(agree) or 'none'}); a std ratio within {SAME_SPREAD:.0%} of 1 "
                 "counts as no difference.")
     return " ".join(text)
+
+
+def u_curve(result: SweepResult, ax: Axes | None = None, highlight: str | None = None) -> Figure:
+    """Final test error vs lambda (log x), one line per regularizer, no regularization dashed."""
+    if ax is None:
+        fig = Figure(figsize=(6, 4), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+    for reg in ("psp", "l2"):
+        points = result.final_errors(reg)
+        if not points:
+            continue
+        lams, errs = zip(*points, strict=True)
+        faded = highlight is not None and reg != highlight
+        ax.plot(lams, errs, "o-", color=COLORS[reg], alpha=0.3 if faded else 1.0,
+                label=LABELS[reg], ms=4)
+    if result.baseline is not None:
+        ax.axhline(result.baseline.final_error(), color=COLORS["none"], ls="--",
+                   label=LABELS["none"])
+    ax.set(xscale="log", xlabel="λ", ylabel="final test error [%]",
+           title=f"Final test error vs λ (epoch {result.epochs})")
+    errors = [e for reg in ("psp", "l2") for _, e in result.final_errors(reg)]
+    if errors and max(errors) > 3 * min(errors):  # a few collapsed runs would squash the rest
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return ax.figure

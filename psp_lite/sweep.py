@@ -322,7 +322,7 @@ def run_cli(args: argparse.Namespace) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
-    from psp_lite.widgets import u_curve
+    from psp_lite.plots import u_curve
 
     result = sweep(args.dataset, args.psp_lambdas, args.l2_lambdas, epochs=args.epochs,
                    seed=args.seed, train_subset=args.train_subset or None,

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
-from psp_lite.plots import COLORS, LABELS
+from psp_lite.plots import COLORS, LABELS, u_curve
 from psp_lite.sweep import SweepResult, snapshot_for, train_one
 from psp_lite.train import RunHistory
 
@@ -67,36 +67,6 @@ def _labels(lams: list[float]) -> list[str]:
     if len(set(labels)) < len(labels):  # two close lambdas: show more digits
         labels = [format_lambda(v) if v == 0 else f"{v:.4g}" for v in lams]
     return labels
-
-
-def u_curve(result: SweepResult, ax: Any = None, highlight: str | None = None) -> Figure:
-    """Final test error vs lambda (log x), one line per regularizer, no regularization dashed.
-
-    (A plot function of a sweep; it would sit in psp_lite.plots.)
-    """
-    if ax is None:
-        fig = Figure(figsize=(6, 4), dpi=100)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-    for reg in REGULARIZERS:
-        points = result.final_errors(reg)
-        if not points:
-            continue
-        lams, errs = zip(*points, strict=True)
-        faded = highlight is not None and reg != highlight
-        ax.plot(lams, errs, "o-", color=COLORS[reg], alpha=0.3 if faded else 1.0,
-                label=NAMES[reg], ms=4)
-    if result.baseline is not None:
-        ax.axhline(result.baseline.final_error(), color=COLORS["none"], ls="--",
-                   label=LABELS["none"])
-    ax.set(xscale="log", xlabel="λ", ylabel="final test error [%]",
-           title=f"Final test error vs λ (epoch {result.epochs})")
-    errors = [e for reg in REGULARIZERS for _, e in result.final_errors(reg)]
-    if errors and max(errors) > 3 * min(errors):  # a few collapsed runs would squash the rest
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return ax.figure
 
 
 class LambdaExplorer:
@@ -608,4 +578,4 @@ def explore(result: SweepResult, **kwargs: Any) -> LambdaExplorer:
 
 
 __all__ = ["DrawRecord", "ExplorerState", "LambdaExplorer", "explore", "format_lambda",
-           "median_ms", "u_curve"]
+           "median_ms"]

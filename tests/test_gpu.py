@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import psp_lite.batched as batched
+import psp_lite.loop as loop
 import psp_lite.train as train_module
 from psp_lite.data import load_dataset
 from psp_lite.train import RunConfig, train
@@ -33,8 +33,8 @@ def test_a_cuda_run_learns_like_the_cpu_run():
 
 
 def test_train_many_on_cuda_equals_train_in_float64(monkeypatch):
-    build = train_module.build_model
-    monkeypatch.setattr(train_module, "build_model", lambda name: build(name).double())
+    build = loop.build_model
+    monkeypatch.setattr(loop, "build_model", lambda name: build(name).double())
     data = load_dataset("synthetic-mnist", device="cuda", train_subset=1000, test_subset=1000)
     data = dataclasses.replace(data, train_x=data.train_x.double(), test_x=data.test_x.double())
     configs = [RunConfig(**BASE, device="cuda", seed=s, regularizer=r, lam=lam)
@@ -51,18 +51,18 @@ def test_train_many_on_cuda_equals_train_in_float64(monkeypatch):
 def test_run_many_batches_on_cuda_by_default(monkeypatch, tmp_path):
     monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path))
     calls = []
-    real = batched.train_many
+    real = train_module.train_many
 
     def spy(configs, data=None, *, progress=True):
         calls.append(len(configs))
         return real(configs, data, progress=progress)
 
-    monkeypatch.setattr(batched, "train_many", spy)
+    monkeypatch.setattr(train_module, "train_many", spy)
     configs = [RunConfig(**{**BASE, "epochs": 1}, device="cuda", seed=s) for s in range(3)]
-    histories = batched.run_many(configs, progress=False)
+    histories = train_module.run_many(configs, progress=False)
     assert calls == [3]
     assert all(h.diverged_at is None and len(h.test_error) == 1 for h in histories)
 
 
 def train_many_(configs, data):
-    return batched.train_many(configs, data, progress=False)
+    return train_module.train_many(configs, data, progress=False)

@@ -12,11 +12,12 @@ import dataclasses
 import numpy as np
 import pytest
 
+import psp_lite.loop as loop
 import psp_lite.train as train_module
 from psp_lite import cache
-from psp_lite.batched import check_compatible, group_key, run_many, train_many
+from psp_lite.batched import check_compatible, group_key
 from psp_lite.data import load_dataset
-from psp_lite.train import RunConfig, train
+from psp_lite.train import RunConfig, run_many, train, train_many
 
 #: momentum and an lr drop after epoch 1, so the shared SGD and schedule are checked too
 BASE = dict(dataset="synthetic-mnist", epochs=2, train_subset=300, test_subset=1000,
@@ -33,9 +34,9 @@ CONFIGS = [
 @pytest.fixture(scope="module")
 def float64():
     """Models built in float64 (for train and train_many alike) while the module runs."""
-    build = train_module.build_model
+    build = loop.build_model
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_module, "build_model", lambda name: build(name).double())
+        patch.setattr(loop, "build_model", lambda name: build(name).double())
         yield
 
 
@@ -109,13 +110,12 @@ def test_run_many_trains_only_what_is_not_cached(data, together, tmp_path, monke
     cache.save(together[0], data.fingerprint)
     cache.save(together[3], data.fingerprint)
     trained = []
-    import psp_lite.batched as batched
 
     def spy(configs, data=None, *, progress=True):
         trained.extend(configs)
         return [together[CONFIGS.index(c)] for c in configs]
 
-    monkeypatch.setattr(batched, "train_many", spy)
+    monkeypatch.setattr(train_module, "train_many", spy)
     histories = run_many(CONFIGS, data=data, progress=False, batched=True)
     assert trained == [CONFIGS[1].resolved(), CONFIGS[2].resolved()]
     assert [h.test_error for h in histories] == [h.test_error for h in together]

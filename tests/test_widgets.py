@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from notebook_runner import run_notebook
 
+from psp_lite.plots import LABELS, u_curve
 from psp_lite.sweep import SweepResult, sweep
-from psp_lite.widgets import ExplorerState, LambdaExplorer, format_lambda, u_curve
+from psp_lite.widgets import ExplorerState, LambdaExplorer, format_lambda
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "08_lambda_explorer.ipynb"
 
@@ -146,7 +147,8 @@ def test_u_curve_draws_one_line_per_regularizer_and_the_baseline(result):
     fig = u_curve(result)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
-    assert [line.get_label() for line in ax.get_lines()] == ["PSP", "l2", "no regularization"]
+    assert [line.get_label() for line in ax.get_lines()] == [
+        LABELS["psp"], LABELS["l2"], LABELS["none"]]
 
 
 PROBE = """

@@ -1,0 +1,177 @@
+"""What a training run is: its config (everything that determines its numbers), its per-epoch
+history, and the authors' protocols as configs. Types only: no training happens here."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from psp_lite import checks
+from psp_lite.data import (
+    INPUT_SHAPES,
+    SIZES,
+    SYNTHETIC_DEFAULT_SIZES,
+    TensorData,
+    canonical_dataset,
+)
+from psp_lite.device import parse_device, pick_device
+from psp_lite.models import canonical_model, check_input_shape
+from psp_lite.regularizers import check_lambda, check_normalization
+
+REGULARIZERS = ("none", "l2", "psp")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's numbers (data location and progress bars do not)."""
+
+    dataset: str = "mnist"
+    model: str = "lenet5"
+    regularizer: str = "none"  # "none" | "l2" (SGD weight decay, Eq. 3-5) | "psp" (Eq. 7)
+    lam: float = 0.0  # weight decay for l2, lambda for psp
+    normalization: str = "reference"  # psp only: "paper" | "reference"
+    epochs: int = 10
+    batch_size: int = 100
+    test_batch_size: int = 1000
+    lr: float = 0.1
+    momentum: float = 0.0
+    lr_milestones: tuple[int, ...] = ()  # epochs after which lr is multiplied by lr_gamma
+    lr_gamma: float = 0.1
+    augment: bool = False  # CIFAR-10 random crop + flip
+    seed: int = 0
+    device: str = "auto"  # resolved to "cpu" / "cuda" / "mps" before a run is keyed
+    train_subset: int | None = None
+    test_subset: int | None = None
+    snapshot_epochs: tuple[int, ...] = ()  # weights are kept at these epochs and the last
+
+    def __post_init__(self) -> None:
+        """Check every field at construction (a one-line ValueError naming the field) and store
+        plain Python values, so that a numpy scalar or a list cannot reach the cache key."""
+        def put(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        put("dataset", canonical_dataset(self.dataset))
+        put("model", canonical_model(self.model))
+        check_input_shape(self.model, self.dataset, INPUT_SHAPES[self.dataset])
+        if self.regularizer not in REGULARIZERS:
+            raise ValueError(
+                f"unknown regularizer {self.regularizer!r}; use one of {REGULARIZERS}.")
+        put("lam", check_lambda(self.lam))
+        check_normalization(self.normalization)
+        if self.regularizer == "none" and self.lam != 0:
+            raise ValueError("regularizer 'none' takes lam=0; use regularizer='l2' or 'psp'.")
+        for name in ("epochs", "batch_size", "test_batch_size"):
+            put(name, checks.integer(name, getattr(self, name)))
+        put("seed", checks.integer("seed", self.seed, minimum=0))
+        put("lr", checks.real("lr", self.lr, low=0.0, low_open=True))
+        put("momentum", checks.real("momentum", self.momentum, low=0.0, high=1.0,
+                                    hint="the paper uses 0 (MNIST) and 0.9 (CIFAR-10)"))
+        put("lr_gamma", checks.real("lr_gamma", self.lr_gamma, low=0.0, low_open=True))
+        put("lr_milestones", checks.milestones("lr_milestones", self.lr_milestones))
+        if not isinstance(self.augment, (bool, np.bool_)):
+            raise ValueError(f"augment must be True or False, got {self.augment!r}.")
+        put("augment", bool(self.augment))
+        put("device", "auto" if self.device in (None, "auto") else str(parse_device(self.device)))
+        train_size, test_size = SIZES[self.dataset]
+        put("train_subset", checks.optional_size("train_subset", self.train_subset, train_size,
+                                                 self.dataset))
+        put("test_subset", checks.optional_size("test_subset", self.test_subset, test_size,
+                                                self.dataset))
+        put("snapshot_epochs", checks.epochs_in_run("snapshot_epochs", self.snapshot_epochs,
+                                                    self.epochs, from_end=True))
+
+    def resolved(self) -> RunConfig:
+        """The same config with `device` naming the device the run will use: its type when it
+        was "auto", else the device asked for (an absent one is a ValueError here)."""
+        device = pick_device(self.device)
+        return dataclasses.replace(self, device=device.type if self.device == "auto"
+                                   else str(device))
+
+    @property
+    def label(self) -> str:
+        """Short legend label, e.g. 'PSP (λ=1e-03)'."""
+        if self.regularizer == "none":
+            return "no regularization"
+        return f"{'PSP' if self.regularizer == 'psp' else 'l2'} (λ={self.lam:.0e})"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        d = dict(d)
+        for key in ("lr_milestones", "snapshot_epochs"):
+            d[key] = tuple(d.get(key, ()))
+        return cls(**d)
+
+
+@dataclass
+class RunHistory:
+    """Per-epoch record of one run (index i is epoch i + 1)."""
+
+    config: RunConfig
+    train_loss: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_error: list[float] = field(default_factory=list)  # percent
+    z2: list[float] = field(default_factory=list)  # layer-mean <z^2> on the test set (Fig. 2b)
+    z2_layers: dict[str, list[float]] = field(default_factory=dict)
+    seconds: list[float] = field(default_factory=list)  # wall time per epoch
+    weights: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # epoch -> name -> flat
+    device: str = ""
+    data_note: str = ""
+    diverged_at: int | None = None  # the epoch whose loss became NaN/inf; earlier epochs are kept
+
+    @property
+    def epochs(self) -> list[int]:
+        return list(range(1, len(self.test_error) + 1))
+
+    def final_error(self, last: int = 1) -> float:
+        """Mean test error (%) over the last `last` epochs."""
+        return float(np.mean(self.test_error[-last:]))
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; `history` holds the epochs finished before."""
+
+    def __init__(self, message: str, history: RunHistory | None = None) -> None:
+        super().__init__(message)
+        self.history = history
+
+
+def paper_config(
+    dataset: str, regularizer: str, model: str | None = None, **overrides
+) -> RunConfig:
+    """The paper's protocol for `dataset` and `regularizer` (reference-code-facts.md)."""
+    dataset = canonical_dataset(dataset)
+    if regularizer not in REGULARIZERS:
+        raise ValueError(f"unknown regularizer {regularizer!r}; use one of {REGULARIZERS}.")
+    if dataset in ("mnist", "fashion-mnist", "synthetic-mnist"):
+        lam = {"none": 0.0, "l2": 1e-4, "psp": 1e-3}[regularizer]
+        base = dict(model=model or "lenet5", epochs=50 if dataset == "mnist" else 150,
+                    batch_size=100, lr=0.1, momentum=0.0)
+    elif dataset in ("cifar10", "synthetic-cifar10"):
+        lam = {"none": 0.0, "l2": 5e-4, "psp": 1e-3}[regularizer]
+        base = dict(model=model or "resnet18", epochs=450, batch_size=128, lr=0.1, momentum=0.9,
+                    lr_milestones=(150, 250, 350), augment=True, test_batch_size=500)
+    else:
+        raise ValueError(f"no paper protocol for dataset {dataset!r}.")
+    return RunConfig(**{**dict(dataset=dataset, regularizer=regularizer, lam=lam, **base),
+                        **overrides})
+
+
+def check_data(config: RunConfig, data: TensorData) -> None:
+    """ValueError unless `data` is `config`'s dataset with `config`'s subset sizes (a run is
+    cached under both, so a stand-in's numbers can never be filed under another dataset)."""
+    if data.name != config.dataset:
+        raise ValueError(f"data is {data.name!r} but the config says {config.dataset!r}; pass "
+                         "the config of the dataset trained on (the cache keys runs by both).")
+    synthetic = SYNTHETIC_DEFAULT_SIZES if config.dataset.startswith("synthetic") else None
+    for i, (split, subset) in enumerate((("train", config.train_subset),
+                                         ("test", config.test_subset))):
+        wanted = subset or (synthetic or SIZES[config.dataset])[i]
+        if data.fingerprint[split] != wanted:
+            raise ValueError(f"data has {data.fingerprint[split]} {split} images but the config "
+                             f"asks for {wanted} ({split}_subset={subset}); load the data with "
+                             "the config's subsets.")
