@@ -24,14 +24,21 @@ from tqdm.auto import tqdm
 
 from psp_lite.data import TensorData, batches, load_dataset
 from psp_lite.device import describe
-from psp_lite.loop import DIVERGENCE_CHECK_STEPS, init_model, layer_names, record_epoch
+from psp_lite.loop import (
+    DIVERGENCE_CHECK_STEPS,
+    autocast,
+    init_model,
+    layer_names,
+    record_epoch,
+)
 from psp_lite.potentials import output_name, watch_potentials
 from psp_lite.regularizers import psp_penalty
 from psp_lite.runs import RunConfig, RunHistory
 
 #: What runs trained together must have in common (they may differ in seed, regularizer, lam).
 SHARED = ("dataset", "model", "epochs", "batch_size", "test_batch_size", "lr", "momentum",
-          "lr_milestones", "lr_gamma", "augment", "device", "train_subset", "test_subset")
+          "lr_milestones", "lr_gamma", "augment", "device", "train_subset", "test_subset",
+          "precision")
 
 
 def group_key(config: RunConfig) -> tuple:
@@ -118,10 +125,11 @@ def train_many(configs: Sequence[RunConfig], data: TensorData | None = None, *,
 
     def loss_of(params, buffers, x, y, lam):
         zs.clear()
-        out = functional_call(net.base, (params, buffers), (x,))
-        loss = F.cross_entropy(out, y)
-        if use_psp:  # lam * penalty(lam=1): one graph for every run, zero where lam is 0
-            loss = loss + lam * psp_penalty([*zs, out], 1.0, normalization)
+        with autocast(first):
+            out = functional_call(net.base, (params, buffers), (x,))
+            loss = F.cross_entropy(out, y)
+            if use_psp:  # lam * penalty(lam=1): one graph for every run, zero where lam is 0
+                loss = loss + lam * psp_penalty([*zs, out], 1.0, normalization)
         return loss
 
     step = vmap(grad_and_value(loss_of))

@@ -20,6 +20,12 @@ from psp_lite.runs import RunConfig, RunHistory
 DIVERGENCE_CHECK_STEPS = 25
 
 
+def autocast(config: RunConfig):
+    """The training forward pass's autocast context: bfloat16 when the config asks for it."""
+    device = torch.device(config.device).type
+    return torch.autocast(device, dtype=torch.bfloat16, enabled=config.precision == "bfloat16")
+
+
 def layer_names(model: nn.Module, captured: list[str]) -> list[str]:
     """Readable names for the captured potentials: the producing layer where the model says."""
     names = getattr(model, "potential_layers", None)

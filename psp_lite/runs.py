@@ -21,6 +21,9 @@ from psp_lite.models import canonical_model, check_input_shape
 from psp_lite.regularizers import check_lambda, check_normalization
 
 REGULARIZERS = ("none", "l2", "psp")
+#: "bfloat16" runs each training forward pass under autocast; parameters, optimizer, the PSP
+#: penalty's sums and the evaluation stay in float32.
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class RunConfig:
     train_subset: int | None = None
     test_subset: int | None = None
     snapshot_epochs: tuple[int, ...] = ()  # weights are kept at these epochs and the last
+    precision: str = "float32"  # "bfloat16": the forward pass under autocast (GPU speed)
 
     def __post_init__(self) -> None:
         """Check every field at construction (a one-line ValueError naming the field) and store
@@ -81,6 +85,8 @@ class RunConfig:
                                                 self.dataset))
         put("snapshot_epochs", checks.epochs_in_run("snapshot_epochs", self.snapshot_epochs,
                                                     self.epochs, from_end=True))
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
 
     def resolved(self) -> RunConfig:
         """The same config with `device` naming the device the run will use: its type when it

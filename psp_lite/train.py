@@ -23,6 +23,7 @@ from psp_lite.data import TensorData, batches, load_dataset
 from psp_lite.device import describe
 from psp_lite.loop import (
     DIVERGENCE_CHECK_STEPS,
+    autocast,
     evaluate,
     init_model,
     layer_names,
@@ -86,12 +87,13 @@ def train(config: RunConfig, data: TensorData | None = None, *, data_dir: str | 
                              generator=order, augment=config.augment),
                      total=steps_per_epoch, leave=False, unit="batch", disable=not progress)
         for step, (x, y) in enumerate(steps, 1):
-            if psp:
-                out, potentials = capture(model, x)
-                loss = F.cross_entropy(out, y) + psp_penalty(potentials, config.lam,
-                                                             config.normalization)
-            else:
-                loss = F.cross_entropy(model(x), y)
+            with autocast(config):
+                if psp:
+                    out, potentials = capture(model, x)
+                    loss = F.cross_entropy(out, y) + psp_penalty(potentials, config.lam,
+                                                                 config.normalization)
+                else:
+                    loss = F.cross_entropy(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

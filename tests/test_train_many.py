@@ -120,3 +120,14 @@ def test_run_many_trains_only_what_is_not_cached(data, together, tmp_path, monke
     assert trained == [CONFIGS[1].resolved(), CONFIGS[2].resolved()]
     assert [h.test_error for h in histories] == [h.test_error for h in together]
     assert cache.load(CONFIGS[1].resolved(), data.fingerprint) is not None  # now cached
+
+
+def test_bfloat16_runs_together_stay_close_to_their_own_runs():
+    base = dict(dataset="synthetic-mnist", epochs=1, train_subset=200, test_subset=200,
+                device="cpu", batch_size=50, precision="bfloat16")
+    configs = [RunConfig(**base, regularizer="psp", lam=1e-2), RunConfig(**base, seed=1)]
+    data = load_dataset("synthetic-mnist", device="cpu", train_subset=200, test_subset=200)
+    for got, config in zip(train_many(configs, data, progress=False), configs, strict=True):
+        want = train(config, data, progress=False)
+        np.testing.assert_allclose(got.test_error, want.test_error, atol=2.0)
+        np.testing.assert_allclose(got.z2, want.z2, rtol=0.02)

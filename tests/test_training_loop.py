@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -76,3 +79,25 @@ def test_divergence_is_noticed_within_the_epoch(data, monkeypatch):
     with pytest.raises(TrainingDiverged, match="epoch 1"):
         train(config, data, progress=False)
     assert len(seen) < 300 // 50  # stopped before the end of the epoch's 6 batches
+
+
+def test_bfloat16_autocast_trains_like_float32(data):
+    """precision="bfloat16": the forward pass in bf16, the rest in float32; numbers stay close."""
+    config = RunConfig(regularizer="psp", lam=1e-2, **SMALL)
+    full = train(config, data, progress=False)
+    half = train(dataclasses.replace(config, precision="bfloat16"), data, progress=False)
+    assert max(half.test_error[-1], full.test_error[-1]) < 60  # both learn (chance: 90 %)
+    np.testing.assert_allclose(half.z2, full.z2, rtol=0.25)
+    assert not np.allclose(half.z2, full.z2, rtol=1e-6)  # autocast really changed the arithmetic
+    with pytest.raises(ValueError, match="precision"):
+        RunConfig(precision="float16")
+
+
+def test_the_penalty_of_bfloat16_potentials_is_summed_in_float32():
+    z = torch.full((4, 3000), 1.01, dtype=torch.bfloat16, requires_grad=True)
+    value = psp_penalty([z], 1.0, "paper")
+    assert value.dtype == torch.float32
+    exact = 0.5 * 3000 * float(torch.tensor(1.01, dtype=torch.bfloat16)) ** 2
+    assert value.item() == pytest.approx(exact, rel=1e-5)
+    value.backward()
+    assert z.grad.dtype == torch.bfloat16
