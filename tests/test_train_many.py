@@ -17,6 +17,7 @@ import psp_lite.train as train_module
 from psp_lite import cache
 from psp_lite.batched import check_compatible, group_key
 from psp_lite.data import load_dataset
+from psp_lite.models import build_model
 from psp_lite.train import RunConfig, run_many, train, train_many
 
 #: momentum and an lr drop after epoch 1, so the shared SGD and schedule are checked too
@@ -122,7 +123,8 @@ def test_run_many_trains_only_what_is_not_cached(data, together, tmp_path, monke
     assert cache.load(CONFIGS[1].resolved(), data.fingerprint) is not None  # now cached
 
 
-def test_bfloat16_runs_together_stay_close_to_their_own_runs():
+def test_bfloat16_runs_together_stay_close_to_their_own_runs(monkeypatch):
+    monkeypatch.setattr(loop, "build_model", build_model)  # float32 models, whatever ran before
     base = dict(dataset="synthetic-mnist", epochs=1, train_subset=200, test_subset=200,
                 device="cpu", batch_size=50, precision="bfloat16")
     configs = [RunConfig(**base, regularizer="psp", lam=1e-2), RunConfig(**base, seed=1)]
