@@ -13,6 +13,7 @@ import matplotlib
 from psp_lite import sweep
 from psp_lite.data import DatasetNotFoundError
 from psp_lite.device import describe, pick_device
+from psp_lite.runner import RayNotInstalled, add_cli_arguments, runner_from_cli
 from psp_lite.train import TrainingDiverged
 
 #: target -> (default dataset, regularizers compared)
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
     rep.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     rep.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_cli_arguments(rep)
     sweep.add_cli_parser(sub)
     return parser
 
@@ -67,15 +69,18 @@ def reproduce(args: argparse.Namespace) -> list[Path]:
         if dataset == "cifar10":  # the paper's lr schedule, compressed to fit (as notebook 07)
             overrides.update(experiments.cifar_schedule(args.epochs))
     seeds = tuple(range(1 if args.quick else args.seeds))
-    device = pick_device(args.device)
+    runner = runner_from_cli(args)
+    where = (describe(pick_device(args.device)) if runner.kind == "local"
+             else f"Ray ({runner.address or 'started on this machine'})")
     print(f"psp-lite reproduce {args.target}: {dataset}, seeds {list(seeds)}, "
-          f"{overrides or 'paper protocol'}, on {describe(device)}", file=sys.stderr)
+          f"{overrides or 'paper protocol'}, on {where}", file=sys.stderr)
     models = args.models if args.target == "table2" else [None]
     results, rows, by_model = {}, [], {}
     for model in models:
         results = experiments.compare(dataset, regularizers, seeds=seeds, model=model,
-                                      data_dir=args.data_dir, device=device,
-                                      progress=not args.no_progress, **overrides)
+                                      data_dir=args.data_dir, device=args.device,
+                                      progress=not args.no_progress, runner=runner,
+                                      **overrides)
         rows += experiments.summarize(results)
         by_model[model] = results
         note = next(iter(results.values()))[0].data_note
@@ -116,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DatasetNotFoundError, TrainingDiverged, ValueError) as error:
         one_line = " ".join(line.strip() for line in str(error).splitlines())
         print(f"psp-lite: error: {one_line}", file=sys.stderr)
+        return 2
+    except RayNotInstalled as error:
+        print(f"psp-lite: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("psp-lite: interrupted; finished runs are cached and will be reused.",
