@@ -13,7 +13,7 @@ import matplotlib
 from psp_lite import sweep
 from psp_lite.data import DatasetNotFoundError
 from psp_lite.device import describe, pick_device
-from psp_lite.runner import RayNotInstalled, add_cli_arguments, runner_from_cli
+from psp_lite.runner import RayUnavailable, add_cli_arguments, runner_from_cli
 from psp_lite.train import TrainingDiverged
 
 #: target -> (default dataset, regularizers compared)
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         one_line = " ".join(line.strip() for line in str(error).splitlines())
         print(f"psp-lite: error: {one_line}", file=sys.stderr)
         return 2
-    except RayNotInstalled as error:
+    except RayUnavailable as error:
         print(f"psp-lite: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

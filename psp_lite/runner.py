@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,8 +41,8 @@ CLUSTER_EXTRA = 'pip install -e ".[cluster]"'
 CRASH_ONCE_ENV = "PSP_LITE_TEST_CRASH_ONCE"
 
 
-class RayNotInstalled(ImportError):
-    """The `ray` runner was asked for but Ray is not installed."""
+class RayUnavailable(RuntimeError):
+    """The `ray` runner was asked for but Ray is not installed or the cluster cannot be joined."""
 
 
 @dataclass
@@ -177,11 +178,11 @@ def _run_local(configs: list[RunConfig], *, data_dir: str | Path | None, use_cac
 
 
 def import_ray() -> Any:
-    """The `ray` module, or `RayNotInstalled` naming the extra to install."""
+    """The `ray` module, or `RayUnavailable` naming the extra to install."""
     try:
         import ray
     except ImportError:
-        raise RayNotInstalled(
+        raise RayUnavailable(
             f"the ray runner needs Ray, which is not installed; install the cluster extra: "
             f"{CLUSTER_EXTRA}") from None
     return ray
@@ -194,10 +195,31 @@ def connect(ray: Any, address: str | None) -> None:
         return
     if address is None:
         ray.init(include_dashboard=False)
-    else:  # ship this psp_lite to the other nodes, so they train with the driver's code
-        import psp_lite
+        return
+    _check_reachable(address)
+    import psp_lite
 
+    try:  # ship this psp_lite to the other nodes, so they train with the driver's code
         ray.init(address=address, runtime_env={"py_modules": [psp_lite]})
+    except ConnectionError as error:
+        reason = str(error).splitlines()[0]
+        raise RayUnavailable(f"could not join the Ray cluster at {address!r} ({reason}); start "
+                             "one with `ray start --head`, or check the address.") from None
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once when nothing listens at HOST:PORT (ray.init would retry for minutes)."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"Ray address {address!r} is not 'auto', HOST:PORT or ray://HOST:PORT.")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        raise RayUnavailable(f"nothing answers at the Ray address {address!r} ({error}); "
+                             "start the head node with `ray start --head`, or check the "
+                             "address.") from None
 
 
 def _task_options(ray: Any, resources: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import sys
 
 import numpy as np
@@ -165,3 +166,25 @@ def test_missing_ray_is_one_line_naming_the_extra_and_exit_2(command, tmp_path, 
     assert len(err) == 1 and err[0].startswith("psp-lite: error:")
     assert CLUSTER_EXTRA in err[0] and "Traceback" not in err[0]
     assert not isolated_cache.exists() and not (tmp_path / "out").exists()  # nothing trained
+
+
+class NotConnected:
+    """Stands in for the ray module before ray.init; init must not be reached."""
+
+    @staticmethod
+    def is_initialized() -> bool:
+        return False
+
+    @staticmethod
+    def init(*args, **kwargs):
+        raise AssertionError("ray.init was called")
+
+
+@pytest.mark.parametrize("address, error, text", [
+    ("127.0.0.1:1", runner.RayUnavailable, "nothing answers at the Ray address '127.0.0.1:1'"),
+    ("ray://127.0.0.1:1", runner.RayUnavailable, "ray start --head"),
+    ("head-node", ValueError, "HOST:PORT"),
+])
+def test_an_unreachable_or_malformed_address_fails_at_once(address, error, text):
+    with pytest.raises(error, match=re.escape(text)):
+        runner.connect(NotConnected, address)
