@@ -48,7 +48,7 @@ def main() -> None:
     print(f"{len(configs)} runs: LeNet5, synthetic-mnist, {args.train_subset} train / 500 test "
           f"images, {args.epochs} epoch(s), 1 torch thread per run")
     start = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     print(f"ray.init (local, once): {time.perf_counter() - start:.1f} s")
     cold = timed(configs, runner="ray")
     print(f"first ray sweep (starts the worker processes): {cold:.1f} s")

@@ -194,7 +194,7 @@ def connect(ray: Any, address: str | None) -> None:
     if ray.is_initialized():
         return
     if address is None:
-        ray.init(include_dashboard=False)
+        ray.init(address="local", include_dashboard=False)
         return
     _check_reachable(address)
     import psp_lite

@@ -18,6 +18,7 @@ from psp_lite import cache, cli, runner
 from psp_lite.runner import CLUSTER_EXTRA, CRASH_ONCE_ENV, FailedRun, run_configs
 from psp_lite.sweep import sweep
 from psp_lite.train import RunConfig, RunHistory, TrainingDiverged
+from psp_lite.widgets import LambdaExplorer
 
 pytestmark = pytest.mark.ray
 
@@ -38,7 +39,7 @@ def ray_local():
         pytest.skip(f"needs Ray, the cluster extra: {CLUSTER_EXTRA}")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the workers' one thread per task, so float sums match exactly
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     yield ray
     ray.shutdown()
     torch.set_num_threads(threads)
@@ -152,6 +153,26 @@ def test_ctrl_c_keeps_every_arrived_run_and_the_next_call_trains_only_the_rest(
     assert sorted(c.seed for c in submitted) == sorted(c.seed for c in configs if c not in kept)
     assert all(isinstance(o, RunHistory) for o in outcomes)
     assert all(cache.load(c) is not None for c in configs)
+
+
+def test_reproduce_with_ray_and_the_explorers_train_button_go_through_ray(
+        ray_local, tmp_path, monkeypatch, isolated_cache, submitted):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setitem(cli.QUICK, "synthetic-mnist",
+                        dict(epochs=1, train_subset=200, test_subset=100))
+    out = tmp_path / "out"
+    assert cli.main(["reproduce", "table1", "--dataset", "synthetic-mnist", "--quick", "--ray",
+                     "--out", str(out), "--no-progress"]) == 0  # joins the running Ray
+    assert [c.regularizer for c in submitted] == ["none", "l2", "psp"]
+    assert {c.device for c in submitted} == {"cpu"}  # "auto" resolved on the driver: no GPU
+    assert (out / "table1.csv").exists()
+
+    result = sweep(**{**TINY, "device": None, "psp_lambdas": (1e-3,), "l2_lambdas": ()},
+                   runner="ray")
+    explorer = LambdaExplorer(result, runner="ray")
+    history = explorer.train_lambda("psp", 4e-3, progress=False)
+    assert submitted[-1] == history.config == result.config_for("psp", 4e-3)
+    assert len(submitted) == 6 and result.get("psp", 4e-3) is history
 
 
 @pytest.mark.parametrize("command", [
