@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import time
 
@@ -45,6 +46,7 @@ def main() -> None:
                             train_subset=args.train_subset, test_subset=500, device="cpu")
     assert len(configs) == 6
     torch.set_num_threads(1)  # as in each Ray task (1 CPU -> OMP_NUM_THREADS=1)
+    print(f"load average at start: {os.getloadavg()[0]:.1f}")
     print(f"{len(configs)} runs: LeNet5, synthetic-mnist, {args.train_subset} train / 500 test "
           f"images, {args.epochs} epoch(s), 1 torch thread per run")
     start = time.perf_counter()
@@ -61,6 +63,7 @@ def main() -> None:
     ray.shutdown()
     median = {k: statistics.median(v) for k, v in times.items()}
     base = median["local"]
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
     print("| runner | 6 runs, median wall s | per run s | / local |")
     print("| --- | --- | --- | --- |")
     for name, value in median.items():
