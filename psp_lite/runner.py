@@ -123,7 +123,9 @@ def resolve(configs: Iterable[RunConfig], runner: str | Runner = "local") -> lis
         return [c.resolved() for c in configs]
     ray = import_ray()
     connect(ray, spec.address)
-    return [_resolve_for_ray(c, _task_options(ray, spec.resources)) for c in configs]
+    configs = list(configs)
+    options = _task_options(ray, spec.resources, configs)
+    return [_resolve_for_ray(c, options) for c in configs]
 
 
 def histories_or_raise(outcomes: Sequence[Outcome]) -> list[RunHistory]:
@@ -222,10 +224,13 @@ def _check_reachable(address: str) -> None:
                              "address.") from None
 
 
-def _task_options(ray: Any, resources: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Ray task options: 1 CPU, 1 GPU per run where the cluster has GPUs, 2 retries of a dead
-    worker, none for an exception; `resources` overrides any of them."""
-    gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+def _task_options(ray: Any, resources: Mapping[str, Any] | None,
+                  configs: Sequence[RunConfig]) -> dict[str, Any]:
+    """Ray task options: 1 CPU, 1 GPU per run where the cluster has GPUs (unless every config
+    asks for the CPU), 2 retries of a dead worker, none for an exception; `resources` overrides
+    any of them."""
+    on_cpu = all(c.device == "cpu" for c in configs)
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 and not on_cpu else 0
     options: dict[str, Any] = dict(num_cpus=1, num_gpus=gpus, max_retries=2,
                                    retry_exceptions=False)
     options.update(resources or {})
@@ -267,7 +272,7 @@ def _run_ray(configs: list[RunConfig], spec: Runner, *, data_dir: str | Path | N
              desc: str) -> list[Outcome]:
     ray = import_ray()
     connect(ray, spec.address)
-    options = _task_options(ray, spec.resources)
+    options = _task_options(ray, spec.resources, configs)
     configs = [_resolve_for_ray(c, options) for c in configs]
     task = ray.remote(train_on_worker).options(**options)
     outcomes: list[Outcome | None] = [None] * len(configs)

@@ -209,3 +209,28 @@ class NotConnected:
 def test_an_unreachable_or_malformed_address_fails_at_once(address, error, text):
     with pytest.raises(error, match=re.escape(text)):
         runner.connect(NotConnected, address)
+
+
+class FakeCluster:
+    def __init__(self, gpus: int) -> None:
+        self.gpus = gpus
+
+    def cluster_resources(self) -> dict:
+        return {"CPU": 8.0, "GPU": float(self.gpus)} if self.gpus else {"CPU": 8.0}
+
+
+def test_auto_device_is_resolved_on_the_driver_from_the_gpus_each_task_gets():
+    auto = dataclasses.replace(BASE, device="auto")
+    on_gpus = runner._task_options(FakeCluster(4), None, [auto])
+    assert (on_gpus["num_gpus"], on_gpus["num_cpus"], on_gpus["max_retries"]) == (1, 1, 2)
+    assert runner._resolve_for_ray(auto, on_gpus).device == "cuda"
+    shared = runner._task_options(FakeCluster(4), {"num_gpus": 0.25}, [auto])
+    assert shared["num_gpus"] == 0.25 and runner._resolve_for_ray(auto, shared).device == "cuda"
+    no_gpus = runner._task_options(FakeCluster(0), None, [auto])
+    assert no_gpus["num_gpus"] == 0 and runner._resolve_for_ray(auto, no_gpus).device == "cpu"
+    assert runner._task_options(FakeCluster(4), None, [BASE])["num_gpus"] == 0  # all on "cpu"
+    with pytest.raises(ValueError, match="asks for a GPU"):
+        runner._resolve_for_ray(dataclasses.replace(BASE, device="cuda"), no_gpus)
+    # the key the driver caches under is the key of the config the worker trains
+    resolved = runner._resolve_for_ray(auto, on_gpus)
+    assert cache.key(resolved) == cache.key(dataclasses.replace(BASE, device="cuda"))
