@@ -17,6 +17,7 @@ from psp_lite.cache import CacheNotWritableError
 from psp_lite.data import INPUT_SHAPES, DatasetNotFoundError, canonical_dataset
 from psp_lite.device import describe, pick_device
 from psp_lite.models import INPUT_SHAPES as MODEL_INPUT_SHAPES
+from psp_lite.runner import RayUnavailable, add_cli_arguments, runner_from_cli
 from psp_lite.train import TrainingDiverged
 
 #: target -> (default dataset, regularizers compared)
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
     rep.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     rep.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_cli_arguments(rep)
     sweep.add_cli_parser(sub)
     return parser
 
@@ -112,7 +114,7 @@ def reproduce(args: argparse.Namespace) -> list[Path]:
     dataset = args.dataset or default_dataset
     models = args.models if args.target == "table2" else [None]
     check_dataset_fits(args.target, dataset, [m or "lenet5" for m in models])
-    device = pick_device(args.device)
+    device = pick_device(args.device)  # an absent device is refused before anything runs
     out = writable_folder(args.out, "--out")
     overrides = dict(QUICK.get(dataset, {})) if args.quick else {}
     if args.epochs is not None:
@@ -121,13 +123,17 @@ def reproduce(args: argparse.Namespace) -> list[Path]:
             # to fit (as notebook 07)
             overrides.update(experiments.cifar_schedule(args.epochs))
     seeds = tuple(range(1 if args.quick else args.seeds))
+    runner = runner_from_cli(args)
+    where = (describe(device) if runner.kind == "local"
+             else f"Ray ({runner.address or 'started on this machine'})")
     print(f"psp-lite reproduce {args.target}: {dataset}, seeds {list(seeds)}, "
-          f"{overrides or 'paper protocol'}, on {describe(device)}", file=sys.stderr)
+          f"{overrides or 'paper protocol'}, on {where}", file=sys.stderr)
     results, rows, by_model = {}, [], {}
     for model in models:
         results = experiments.compare(dataset, regularizers, seeds=seeds, model=model,
-                                      data_dir=args.data_dir, device=device,
-                                      progress=not args.no_progress, **overrides)
+                                      data_dir=args.data_dir, device=args.device,
+                                      progress=not args.no_progress, runner=runner,
+                                      **overrides)
         rows += experiments.summarize(results)
         by_model[model] = results
         note = next(iter(results.values()))[0].data_note
@@ -166,6 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DatasetNotFoundError, TrainingDiverged, CacheNotWritableError, ValueError) as error:
         one_line = " ".join(line.strip() for line in str(error).splitlines())
         print(f"psp-lite: error: {one_line}", file=sys.stderr)
+        return 2
+    except RayUnavailable as error:
+        print(f"psp-lite: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("psp-lite: interrupted; finished runs are cached and will be reused.",

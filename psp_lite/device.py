@@ -52,6 +52,12 @@ def pick_device(requested: str | torch.device | None = None) -> torch.device:
     return device
 
 
+def device_name(requested: str | torch.device | None) -> str:
+    """The device type a config records: "auto" (resolved where the run is keyed) when none is
+    asked for, else the type asked for ("cuda:1" -> "cuda"), checked where the run trains."""
+    return "auto" if requested in (None, "auto") else torch.device(requested).type
+
+
 def describe(device: torch.device) -> str:
     """A short human-readable name of the device, e.g. 'cuda (NVIDIA H100 80GB HBM3)'."""
     device = torch.device(device)

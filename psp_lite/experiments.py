@@ -16,13 +16,14 @@ import torch
 from torch import nn
 
 from psp_lite.data import TITLES, DatasetNotFoundError, canonical_dataset, load_dataset
-from psp_lite.device import pick_device
+from psp_lite.device import device_name
 from psp_lite.models import build_model
 from psp_lite.paper import authors_notebook_error, paper_error
 from psp_lite.potentials import capture
 from psp_lite.regularizers import psp_penalty
+from psp_lite.runner import Runner, histories_or_raise, run_configs
 from psp_lite.smoke import is_smoke
-from psp_lite.train import RunHistory, layer_names, paper_config, run
+from psp_lite.train import RunHistory, layer_names, paper_config
 
 Results = dict[str, list[RunHistory]]  # regularizer -> one history per seed
 
@@ -36,27 +37,28 @@ def compare(
     data_dir: str | Path | None = None,
     progress: bool = True,
     lams: Mapping[str, float] | None = None,
+    runner: str | Runner = "local",
     **overrides,
 ) -> Results:
     """Train (or load from the cache) every regularizer x seed under the published protocol
     (the paper's; for LeNet5 the epoch and seed counts of the authors' code).
 
     `overrides` replace protocol fields (epochs, train_subset, ...) for every regularizer;
-    `lams` replaces the lambda of some (e.g. ``{"psp": 3e-4}``). The data is loaded once.
+    `lams` replaces the lambda of some (e.g. ``{"psp": 3e-4}``). `runner` is "local", "ray" or a
+    `psp_lite.runner.Runner`. A run that fails (e.g. diverges) raises its error once the others
+    have ended (they stay cached).
     """
-    device = pick_device(overrides.pop("device", None))
+    device = device_name(overrides.pop("device", None))
     lams = dict(lams or {})
     unknown = set(lams) - set(regularizers)
     if unknown:
         raise ValueError(f"lams names regularizers not compared: {sorted(unknown)}.")
-    configs = {r: paper_config(dataset, r, model, device=str(device),
-                               **({"lam": lams[r]} if r in lams else {}), **overrides)
-               for r in regularizers}
-    first = next(iter(configs.values()))
-    data = load_dataset(dataset, data_dir, device=device, train_subset=first.train_subset,
-                        test_subset=first.test_subset)
-    return {r: [run(dataclasses.replace(c, seed=s), data=data, progress=progress) for s in seeds]
-            for r, c in configs.items()}
+    configs = [paper_config(dataset, r, model, device=device, seed=s,
+                            **({"lam": lams[r]} if r in lams else {}), **overrides)
+               for r in regularizers for s in seeds]
+    runs = histories_or_raise(run_configs(configs, runner=runner, data_dir=data_dir,
+                                          progress=progress, desc=f"{dataset} runs"))
+    return {r: runs[k * len(seeds):(k + 1) * len(seeds)] for k, r in enumerate(regularizers)}
 
 
 #: Smoke-mode stand-ins, tried in order when a dataset is not on disk (never downloaded).

@@ -18,21 +18,29 @@ import json
 import math
 import os
 import tempfile
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from psp_lite import cache
 from psp_lite.checks import positive_int_arg
 from psp_lite.data import TensorData, load_dataset
-from psp_lite.device import pick_device
+from psp_lite.device import device_name
 from psp_lite.regularizers import check_lambda
-from psp_lite.train import RunConfig, RunHistory, TrainingDiverged, paper_config, run
+from psp_lite.runner import (
+    FailedRun,
+    Outcome,
+    Runner,
+    add_cli_arguments,
+    histories_or_raise,
+    resolve,
+    run_configs,
+    runner_from_cli,
+)
+from psp_lite.train import RunConfig, RunHistory, paper_config
 
 #: Half-decade steps from 1e-5 to 1e-1 (9 values); holds the paper's PSP 1e-3 and l2 1e-4.
 DEFAULT_LAMBDAS: tuple[float, ...] = tuple(float(f"{v:.3g}") for v in np.logspace(-5, -1, 9))
@@ -168,7 +176,7 @@ def sweep_configs(
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
     snaps = tuple(snapshot_epochs) if snapshot_epochs is not None else default_snapshots(epochs)
     common = dict(epochs=epochs, seed=seed, train_subset=train_subset, test_subset=test_subset,
-                  snapshot_epochs=snaps, device=str(pick_device(device)), **overrides)
+                  snapshot_epochs=snaps, device=device_name(device), **overrides)
     grid: list[tuple[str, float]] = [("none", 0.0)] if include_none else []
     grid += [("psp", float(lam)) for lam in sorted(set(psp_lambdas))]
     grid += [("l2", float(lam)) for lam in sorted(set(l2_lambdas))]
@@ -182,55 +190,47 @@ def sweep(
     *,
     data_dir: str | Path | None = None,
     progress: bool = True,
+    runner: str | Runner = "local",
     **grid,
 ) -> SweepResult:
     """Train (or load from the cache) LeNet5 over the lambda grid; one progress bar for all runs.
 
-    `grid` takes `sweep_configs`' keywords (epochs, seed, subsets, snapshot_epochs, device, ...).
+    `grid` takes `sweep_configs`' keywords (epochs, seed, subsets, snapshot_epochs, device, ...);
+    `runner` is "local", "ray" or a `psp_lite.runner.Runner` (a Ray cluster's address, per-run
+    GPUs and CPUs).
 
     A run that diverges is recorded in `result.diverged` (and remembered in the cache) instead of
-    stopping the sweep. Interrupting loses only the run in progress; call again to resume.
+    stopping the sweep. Interrupting loses only the runs in progress; call again to resume.
     """
-    configs = sweep_configs(dataset, psp_lambdas, l2_lambdas, **grid)
-    base = dataclasses.replace(configs[0], regularizer="none", lam=0.0).resolved()
-    result = SweepResult(base=base)
-    data = load_dataset(dataset, data_dir, device=base.device, train_subset=base.train_subset,
-                        test_subset=base.test_subset)  # cached per process; keys the cache
-    bar = tqdm(total=len(configs), desc=f"λ sweep ({dataset})", unit="run",
-               disable=not progress)
-    trained = 0
-    start = time.perf_counter()
-    try:
-        for config in configs:
-            config = config.resolved()
-            key = (config.regularizer, config.lam)
-            bar.set_postfix_str(config.label)
-            if _diverged_marker(config, data).exists():
-                result.diverged.append(key)
-                bar.update()
-                continue
-            history = cache.load(config, data.fingerprint)
-            if history is None:
-                try:
-                    history = run(config, data=data, progress=False)
-                except TrainingDiverged as error:
-                    _mark_diverged(config, data, str(error))
-                    result.diverged.append(key)
-                    bar.update()
-                    continue
-                trained += 1
-            result.runs[key] = history
-            bar.update()
-        diverged = f", {len(result.diverged)} diverged" if result.diverged else ""
-        bar.set_postfix_str(f"{trained} trained, {len(result.runs) - trained} from the cache"
-                            f"{diverged}, {time.perf_counter() - start:.0f} s")
-    finally:
-        bar.close()
+    configs = resolve(sweep_configs(dataset, psp_lambdas, l2_lambdas, **grid), runner)
+    result = SweepResult(base=dataclasses.replace(configs[0], regularizer="none", lam=0.0))
+    base = result.base
+    data = load_dataset(dataset, data_dir, device="cpu", train_subset=base.train_subset,
+                        test_subset=base.test_subset)  # its fingerprint keys the markers
+    todo = [c for c in configs if not _diverged_marker(c, data).exists()]
+
+    def remember(i: int, outcome: Outcome) -> None:
+        if isinstance(outcome, FailedRun) and outcome.diverged:
+            _mark_diverged(todo[i], data, str(outcome.error))
+
+    outcomes = dict(zip(todo, run_configs(todo, runner=runner, data_dir=data_dir,
+                                          progress=progress, on_result=remember,
+                                          desc=f"λ sweep ({dataset})"), strict=True))
+    for config in configs:
+        key = (config.regularizer, config.lam)
+        outcome = outcomes.get(config)
+        if isinstance(outcome, RunHistory):
+            result.runs[key] = outcome
+        elif outcome is None or outcome.diverged:
+            result.diverged.append(key)
+        else:
+            raise outcome.error
     return result
 
 
 def train_one(result: SweepResult, regularizer: str, lam: float, *,
-              data_dir: str | Path | None = None, progress: bool = True) -> RunHistory:
+              data_dir: str | Path | None = None, progress: bool = True,
+              runner: str | Runner = "local") -> RunHistory:
     """Train (or load) one more lambda under the sweep's protocol and add it to `result`."""
     if regularizer not in ("psp", "l2"):
         raise ValueError(f"regularizer must be 'psp' or 'l2', got {regularizer!r}.")
@@ -238,7 +238,8 @@ def train_one(result: SweepResult, regularizer: str, lam: float, *,
     if not (lam > 0 and math.isfinite(lam)):
         raise ValueError(f"lambda must be > 0, got {lam!r}.")
     config = result.config_for(regularizer, lam)
-    history = run(config, data_dir=data_dir, progress=progress)
+    (history,) = histories_or_raise(run_configs([config], runner=runner, data_dir=data_dir,
+                                                progress=progress))
     result.add(history)
     return history
 
@@ -315,6 +316,7 @@ def add_cli_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_cli_arguments(p)
 
 
 def run_cli(args: argparse.Namespace) -> list[Path]:
@@ -327,7 +329,8 @@ def run_cli(args: argparse.Namespace) -> list[Path]:
     result = sweep(args.dataset, args.psp_lambdas, args.l2_lambdas, epochs=args.epochs,
                    seed=args.seed, train_subset=args.train_subset or None,
                    test_subset=args.test_subset or None, data_dir=args.data_dir,
-                   device=args.device, progress=not args.no_progress)
+                   device=args.device, progress=not args.no_progress,
+                   runner=runner_from_cli(args))
     table = result.table()
     print(f"Final test error (%) after {result.epochs} epoch(s), {args.dataset}, seed {args.seed}:")
     print(table)

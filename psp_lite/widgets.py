@@ -28,6 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from psp_lite.plots import COLORS, LABELS, u_curve
+from psp_lite.runner import Runner
 from psp_lite.sweep import SweepResult, snapshot_for, train_one
 from psp_lite.train import RunHistory
 
@@ -73,11 +74,12 @@ class LambdaExplorer:
     """Linked plots of a sweep for one (regularizer, lambda, epoch) at a time."""
 
     def __init__(self, result: SweepResult, *, figsize: tuple[float, float] = (13.0, 7.0),
-                 dpi: int = 72) -> None:
+                 dpi: int = 72, runner: str | Runner = "local") -> None:
         if result.baseline is None and not any(result.lambdas(r) for r in REGULARIZERS):
             raise ValueError("the sweep holds no runs; run psp_lite.sweep.sweep(...) first.")
         self.result = result
         self.figsize, self.dpi = figsize, dpi
+        self.runner = runner  # where "train this lambda" trains: "local", "ray" or a Runner
         self.draws: list[DrawRecord] = []
         self.controls: Any = None  # the ipywidgets, once ui() has built them
         self._hold = False
@@ -357,7 +359,8 @@ class LambdaExplorer:
         With the widgets built, the progress bars go to the explorer's log area.
         """
         if self.controls is None:
-            history = train_one(self.result, regularizer, lam, progress=progress)
+            history = train_one(self.result, regularizer, lam, progress=progress,
+                                runner=self.runner)
             self.add_run(history)
             return history
         c = self.controls
@@ -366,7 +369,8 @@ class LambdaExplorer:
         start = time.perf_counter()
         try:
             with c.log:
-                history = train_one(self.result, regularizer, lam, progress=progress)
+                history = train_one(self.result, regularizer, lam, progress=progress,
+                                    runner=self.runner)
             self.add_run(history)
         finally:
             c.train_button.disabled = False
