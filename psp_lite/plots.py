@@ -314,21 +314,22 @@ def spread_reading(rows: list[SpreadRow], *, smoke: bool | None = None) -> str:
 
 
 def _error_and_z2(ax_error: Axes, ax_z2: Axes, results: Results, title: str) -> None:
-    test_error_curves(results, ax_error, title=f"test error: {title}")
-    _z2_panel(ax_z2, results, lambda h: h.z2, f"<z²> (mean over layers): {title}")
-    ax_z2.set_ylabel("<z²> on the test set (log)")
+    test_error_curves(results, ax_error, title=f"{title}\ntest error")
+    _z2_panel(ax_z2, results, lambda h: h.z2, "<z²> on the test set (mean over layers)")
+    ax_z2.set_ylabel("<z²> (log)")
 
 
 def beside(theirs: Results, own: Results | None = None, *, theirs_title: str = "results pack",
            own_title: str | None = None) -> Figure:
     """Test error (top) and layer-mean <z^2> (bottom, log) per epoch: a results pack's runs
-    (`theirs`, right) beside the student's own run (`own`, left), or the pack's alone."""
+    (`theirs`, right) beside the student's own run (`own`, left, same y axes), or the pack's
+    alone."""
     cols = 1 if own is None else 2
-    fig, axes = plt.subplots(2, cols, figsize=(6.4 * cols, 7.6), squeeze=False)
+    fig, axes = plt.subplots(2, cols, figsize=(6.4 * cols, 8.0), squeeze=False, sharey="row")
     if own is not None:
         first = next(iter(own.values()))[0].config
         _error_and_z2(axes[0][0], axes[1][0], own, own_title or
-                      f"your run ({first.epochs} epochs, {_seed_note(own)})")
+                      f"your run: {first.dataset}, {_seed_note(own)}, {first.epochs} epochs")
     _error_and_z2(axes[0][-1], axes[1][-1], theirs, theirs_title)
     fig.tight_layout()
     return fig

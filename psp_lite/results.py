@@ -338,7 +338,7 @@ def title(pack: Pack, experiment: str) -> str:
     first = next(iter(groups.values()))[0].config
     seeds = max(len(hs) for hs in groups.values())
     smoke = "SMOKE " if pack.smoke else ""
-    return (f"{smoke}results pack: {first.dataset}, {seeds} seeds x {first.epochs} epochs, "
+    return (f"{smoke}results pack: {first.dataset}, {seeds} seeds x {first.epochs} epochs\n"
             f"{pack.manifest['device']}, {pack.manifest['date'][:10]}")
 
 
@@ -407,7 +407,7 @@ def sweep_table(pack: Pack | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def show(pack: Pack | None, experiment: str, own: Any = None) -> Any:
+def pack_figure(pack: Pack | None, experiment: str, own: Any = None) -> Any:
     """The pack's figure for `experiment` (a matplotlib Figure), beside `own` (the student's
     results, or for "sweep" their `SweepResult`) when given; None without a pack.
 
@@ -424,3 +424,15 @@ def show(pack: Pack | None, experiment: str, own: Any = None) -> Any:
     if experiment == "sweep":
         return plots.sweep_curves(groups, own=own, title=title(pack, experiment))
     return plots.beside(finished(groups), own, theirs_title=title(pack, experiment))
+
+
+def spread_table(pack: Pack | None) -> str:
+    """The spread of the pack's Fig. 3 weights per layer (Markdown, mean over its seeds) and
+    what it shows beside the paper's description; "" without a pack."""
+    from psp_lite import plots
+
+    if pack is None:
+        return ""
+    rows = plots.weight_spread(pack.results("fig3"))
+    return (plots.spread_markdown(rows) + "\n"
+            + plots.spread_reading(rows, smoke=pack.smoke) + "\n")

@@ -286,3 +286,29 @@ def test_notebook_04_shows_the_packs_curves_labelled_by_its_manifest(smoke_pack,
     assert results.describe(pack, "fig2") in text
     assert "SMOKE results pack" in text and pack.manifest["date"][:10] in text
     assert "No results pack found" not in text
+
+
+def test_the_pack_figures_and_tables_draw_the_packs_numbers(smoke_pack):
+    pack = load_pack(smoke_pack / "out")
+    fig2 = pack.results("fig2")
+    own = {r: hs[:1] for r, hs in fig2.items()}
+    fig = results.pack_figure(pack, "fig2", own=own)
+    own_ax, pack_ax = fig.axes[0], fig.axes[1]
+    assert "your run" in own_ax.get_title() and "SMOKE results pack" in pack_ax.get_title()
+    mean_none = np.mean([h.test_error for h in fig2["none"]], axis=0)
+    assert np.allclose(pack_ax.lines[0].get_ydata(), mean_none)
+    assert np.allclose(own_ax.lines[0].get_ydata(), fig2["none"][0].test_error)
+    sweep = pack.results("sweep")
+    fig = results.pack_figure(pack, "sweep")
+    psp = [line for line in fig.axes[0].lines if line.get_label() == "PSP (pack)"][0]
+    expected = [np.mean([h.test_error[-1] for h in sweep[f"psp λ={lam:g}"]])
+                for lam in (1e-4, 1e-3, 1e-2)]
+    assert np.allclose(psp.get_xdata(), [1e-4, 1e-3, 1e-2])
+    assert np.allclose(psp.get_ydata(), expected)
+    table = results.sweep_table(pack)
+    row = next(line for line in table.splitlines() if line.startswith("| 0.001 |"))
+    errors = [h.test_error[-1] for h in sweep["psp λ=0.001"]]
+    assert row.split(" | ")[1] == f"{np.mean(errors):.2f} ± {np.std(errors):.2f} (2)"
+    assert "| psp | 0.001 | 2 |" in results.summary_table(pack, "fig2")
+    assert results.summary_table(None, "fig2") == results.spread_table(None) == ""
+    assert results.pack_figure(None, "fig2") is None
