@@ -116,6 +116,9 @@ def reproduce(args: argparse.Namespace) -> list[Path]:
         from psp_lite import full_length
 
         return full_length.run_cli(args)
+    if args.smoke:
+        raise ValueError("--smoke applies to `reproduce all`; for a quick check of one target "
+                         "use --dataset synthetic-mnist --epochs 1.")
     default_dataset, regularizers = TARGETS[args.target]
     dataset = args.dataset or default_dataset
     models = args.models if args.target == "table2" else [None]

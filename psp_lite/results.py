@@ -125,9 +125,14 @@ def write_pack(histories_by_experiment: Mapping[str, Mapping[str, Sequence[RunHi
     into `out_dir`; return the manifest's path.
 
     A run in several experiments (Fig. 2 and Fig. 3 share theirs) is stored once. Weights are
-    kept only for the groups of `weights_kept`, at each run's last epoch. `manifest_extra` adds
-    fields (device, wall_seconds, smoke, ...); date, code version and format are filled in.
+    kept only for the groups of `weights_kept`, at each run's last epoch. `manifest_extra` must
+    hold `device` (`device.describe`) and `wall_seconds`, and may add more (smoke, protocol,
+    ...); the date, the code version and the format are filled in.
     """
+    missing = [k for k in ("device", "wall_seconds") if k not in (manifest_extra or {})]
+    if missing:
+        raise ValueError(f"write_pack needs manifest_extra to say {missing} (where and how long "
+                         "the runs took).")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs: dict[str, RunHistory] = {}

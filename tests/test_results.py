@@ -312,3 +312,32 @@ def test_the_pack_figures_and_tables_draw_the_packs_numbers(smoke_pack):
     assert "| psp | 0.001 | 2 |" in results.summary_table(pack, "fig2")
     assert results.summary_table(None, "fig2") == results.spread_table(None) == ""
     assert results.pack_figure(None, "fig2") is None
+
+
+def test_smoke_mode_from_the_environment_plans_synthetic_runs(tmp_path, monkeypatch, capsys):
+    from psp_lite import full_length
+
+    planned = {}
+
+    def stop(the_plan, **kwargs):
+        planned.update(the_plan)
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("PSP_LITE_SMOKE", "1")
+    monkeypatch.setattr(full_length, "train_plan", stop)
+    assert main(["reproduce", "all", "--out", str(tmp_path), "--no-progress"]) == 130
+    configs = [c for groups in planned.values() for cs in groups.values() for c in cs]
+    assert {(c.dataset, c.epochs, c.train_subset) for c in configs} == {
+        ("synthetic-mnist", 2, 500)}
+    assert "SMOKE" in capsys.readouterr().err
+
+
+def test_smoke_flag_is_refused_for_a_single_target(tmp_path, capsys):
+    assert main(["reproduce", "fig2", "--smoke", "--out", str(tmp_path)]) == 2
+    assert "--smoke applies to `reproduce all`" in capsys.readouterr().err
+
+
+def test_a_pack_without_device_or_time_is_not_written(tmp_path, histories):
+    with pytest.raises(ValueError, match=r"needs manifest_extra to say \['wall_seconds'\]"):
+        write_pack(histories, tmp_path / "pack", manifest_extra={"device": "cpu"})
+    assert not (tmp_path / "pack").exists()
