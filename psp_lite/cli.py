@@ -83,13 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="psp-lite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="train and write a figure or table of the paper")
-    rep.add_argument("target", choices=sorted(TARGETS))
+    rep.add_argument("target", choices=[*sorted(TARGETS), "all"],
+                     help="all: Fig. 2, Fig. 3, Table 1 and the λ sweep at the authors' full "
+                     "length, written as a results pack into --out (psp_lite.full_length)")
     rep.add_argument("--dataset", type=dataset_name,
                      help="override the target's dataset (e.g. fashion-mnist)")
     rep.add_argument("--epochs", type=checks.positive_int_arg,
                      help="epochs per run (default: the paper's)")
-    rep.add_argument("--seeds", type=checks.positive_int_arg, default=1,
-                     help="number of seeds (paper: 10)")
+    rep.add_argument("--seeds", type=checks.positive_int_arg,
+                     help="number of seeds (default 1; all: the authors' 10, the sweep 3)")
     rep.add_argument("--quick", action="store_true",
                      help="one seed, a few epochs on a subset of the real data (minutes on a CPU)")
     rep.add_argument("--models", nargs="+", choices=CIFAR_MODELS, default=list(CIFAR_MODELS),
@@ -99,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     rep.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_cli_arguments(rep)
+    rep.add_argument("--smoke", action="store_true",
+                     help="all only: tiny runs on synthetic stand-in images (as PSP_LITE_SMOKE=1)")
     sweep.add_cli_parser(sub)
     return parser
 
@@ -110,6 +114,13 @@ def reproduce(args: argparse.Namespace) -> list[Path]:
 
     from psp_lite import experiments, plots
 
+    if args.target == "all":
+        from psp_lite import full_length
+
+        return full_length.run_cli(args)
+    if args.smoke:
+        raise ValueError("--smoke applies to `reproduce all`; for a quick check of one target "
+                         "use --dataset synthetic-mnist --epochs 1.")
     default_dataset, regularizers = TARGETS[args.target]
     dataset = args.dataset or default_dataset
     models = args.models if args.target == "table2" else [None]
@@ -122,7 +133,7 @@ def reproduce(args: argparse.Namespace) -> list[Path]:
         if dataset in ("cifar10", "synthetic-cifar10"):  # the paper's lr schedule, compressed
             # to fit (as notebook 07)
             overrides.update(experiments.cifar_schedule(args.epochs))
-    seeds = tuple(range(1 if args.quick else args.seeds))
+    seeds = tuple(range(1 if args.quick else args.seeds or 1))
     runner = runner_from_cli(args)
     where = (describe(device) if runner.kind == "local"
              else f"Ray ({runner.address or 'started on this machine'})")

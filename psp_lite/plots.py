@@ -340,3 +340,69 @@ def u_curve(result: SweepResult, ax: Axes | None = None, highlight: str | None =
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return ax.figure
+
+
+# ----------------------------------------------------------------------------- results packs
+
+
+def _error_and_z2(ax_error: Axes, ax_z2: Axes, results: Results, title: str) -> None:
+    test_error_curves(results, ax_error, title=f"{title}\ntest error")
+    _z2_panel(ax_z2, results, lambda h: h.z2, "<z²> on the test set (mean over layers)")
+    ax_z2.set_ylabel("<z²> (log)")
+
+
+def beside(theirs: Results, own: Results | None = None, *, theirs_title: str = "results pack",
+           own_title: str | None = None) -> Figure:
+    """Test error (top) and layer-mean <z^2> (bottom, log) per epoch: a results pack's runs
+    (`theirs`, right) beside the student's own run (`own`, left, same y axes), or the pack's
+    alone."""
+    cols = 1 if own is None else 2
+    fig, axes = plt.subplots(2, cols, figsize=(6.4 * cols, 8.0), squeeze=False, sharey="row")
+    if own is not None:
+        first = next(iter(own.values()))[0].config
+        _error_and_z2(axes[0][0], axes[1][0], own, own_title or
+                      f"your run: {first.dataset}, {_seed_note(own)}, {first.epochs} epochs")
+    _error_and_z2(axes[0][-1], axes[1][-1], theirs, theirs_title)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_curves(groups: Results, own=None, ax: Axes | None = None,
+                 title: str | None = None) -> Figure:
+    """A λ sweep over seeds: late-epoch test error vs λ (log x) per regularizer, the mean over
+    seeds with a min-max band; no regularization as a dashed line. `own` (a
+    `sweep.SweepResult`, one seed) adds its final errors as thin dotted lines."""
+    from psp_lite.results import sweep_points
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.4, 4.2))
+    points = sweep_points(groups)
+    for reg, pts in points.items():
+        lams = [lam for lam, _ in pts]
+        errors = [np.array(e) for _, e in pts]
+        mean = [e.mean() for e in errors]
+        color = COLORS.get(reg, "k")
+        if reg == "none":
+            ax.axhline(mean[0], color=color, ls="--", label=f"{LABELS['none']} (pack)")
+            ax.axhspan(errors[0].min(), errors[0].max(), color=color, alpha=0.15, lw=0)
+            continue
+        ax.plot(lams, mean, "o-", color=color, ms=4, label=f"{LABELS.get(reg, reg)} (pack)")
+        ax.fill_between(lams, [e.min() for e in errors], [e.max() for e in errors],
+                        color=color, alpha=0.2, lw=0)
+    if own is not None:
+        for reg in ("psp", "l2"):
+            mine = own.final_errors(reg)
+            if mine:
+                ax.plot(*zip(*mine, strict=True), ":", marker=".", color=COLORS[reg], lw=1,
+                        label=f"{LABELS[reg]} (your run, {own.epochs} epochs)")
+        if own.baseline is not None:
+            ax.axhline(own.baseline.final_error(), color=COLORS["none"], ls=":", lw=1,
+                       label=f"{LABELS['none']} (your run)")
+    seeds = max(len(hs) for hs in groups.values())
+    ax.set(xscale="log", xlabel="λ", ylabel="late-epoch test error [%]",
+           title=title or f"Test error vs λ ({seeds} seeds, band: min-max)")
+    errors = [e for pts in points.values() for _, es in pts for e in es]
+    if errors and max(errors) > 3 * min(errors):  # collapsed runs would squash the rest
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return fig

@@ -1,0 +1,171 @@
+"""`psp-lite reproduce all`: the authors' LeNet5 protocols at full length, trained through
+`batched.run_many` (runs share kernels on a GPU), written as a results pack plus the figures.
+
+What is trained (the epoch and seed counts are the authors' code's, not the paper's):
+
+* Fig. 2: MNIST, no regularization / l2 (1e-4) / PSP (1e-3), 10 seeds x 50 epochs;
+* Fig. 3: the weights of Fig. 2's l2 and PSP networks at their last epoch (the same runs);
+* Table 1: Fashion-MNIST, the same three regimes, 10 seeds x 150 epochs;
+* the λ sweep (`sweep.sweep_configs`' grid: 9 λ per regularizer plus none) on Fashion-MNIST at
+  Table 1's length, on all the data, with 3 seeds.
+
+`--seeds`, `--epochs` and `--quick` shrink it as for the other targets; smoke mode (`--smoke` or
+`PSP_LITE_SMOKE=1`) trains tiny runs on synthetic stand-in images, and the manifest says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from psp_lite import experiments, plots, results
+from psp_lite.batched import run_many
+from psp_lite.device import describe, pick_device
+from psp_lite.smoke import is_smoke
+from psp_lite.sweep import DEFAULT_LAMBDAS, sweep_configs
+from psp_lite.train import RunConfig, RunHistory, paper_config
+
+Plan = dict[str, dict[str, list[RunConfig]]]  # experiment -> group -> one config per seed
+
+#: The experiments' real datasets (the sweep runs on Table 1's).
+DATASETS = {"fig2": "mnist", "table1": "fashion-mnist"}
+REGULARIZERS = ("none", "l2", "psp")
+#: The authors' seed count for Fig. 2 and Table 1; the sweep uses at most SWEEP_SEEDS.
+SEEDS, SWEEP_SEEDS = 10, 3
+#: Smoke mode: synthetic images, tiny subsets, 2 seeds x 2 epochs, three λ per regularizer.
+SMOKE = dict(dataset="synthetic-mnist", epochs=2, train_subset=500, test_subset=200, seeds=2,
+             lambdas=(1e-4, 1e-3, 1e-2))
+
+
+def plan(*, seeds: int | None = None, epochs: int | None = None, quick: bool = False,
+         smoke: bool = False, device: str = "auto") -> Plan:
+    """The configs of every experiment of the pack (see the module's docstring)."""
+    from psp_lite.cli import QUICK
+
+    n_seeds = seeds or (1 if quick else SMOKE["seeds"] if smoke else SEEDS)
+    out: Plan = {}
+    for name, real in DATASETS.items():
+        dataset = SMOKE["dataset"] if smoke else real
+        overrides: dict = {"device": device}
+        if smoke:
+            overrides.update(epochs=SMOKE["epochs"], train_subset=SMOKE["train_subset"],
+                             test_subset=SMOKE["test_subset"])
+        elif quick:
+            overrides.update(QUICK[real])
+        if epochs is not None:
+            overrides["epochs"] = epochs
+        if not smoke and "epochs" not in overrides:  # MNIST 50, Fashion-MNIST 150 epochs
+            overrides["epochs"] = paper_config(real, "none").epochs
+        out[name] = {r: [paper_config(dataset, r, **overrides, seed=s) for s in range(n_seeds)]
+                     for r in REGULARIZERS}
+        if name == "fig2":
+            out["fig3"] = {r: out["fig2"][r] for r in ("l2", "psp")}
+    table1 = out["table1"]["none"][0]
+    lambdas = SMOKE["lambdas"] if smoke else DEFAULT_LAMBDAS
+    sweep: dict[str, list[RunConfig]] = {}
+    for s in range(min(n_seeds, SWEEP_SEEDS)):
+        for c in sweep_configs(table1.dataset, lambdas, lambdas, epochs=table1.epochs, seed=s,
+                               train_subset=table1.train_subset,
+                               test_subset=table1.test_subset, snapshot_epochs=(),
+                               device=device):
+            group = "none" if c.regularizer == "none" else f"{c.regularizer} λ={c.lam:g}"
+            sweep.setdefault(group, []).append(c)
+    out["sweep"] = sweep
+    return out
+
+
+def train_plan(the_plan: Plan, *, data_dir: str | Path | None = None,
+               progress: bool = True) -> dict[str, dict[str, list[RunHistory]]]:
+    """Every run of `the_plan`, each trained once (or loaded from the cache) by `run_many`."""
+    unique = list(dict.fromkeys(c for groups in the_plan.values() for cs in groups.values()
+                                for c in cs))
+    trained = dict(zip(unique, run_many(unique, data_dir=data_dir, progress=progress),
+                       strict=True))
+    return {name: {g: [trained[c] for c in cs] for g, cs in groups.items()}
+            for name, groups in the_plan.items()}
+
+
+def write_figures(pack: results.Pack, folder: Path) -> list[Path]:
+    """The figures and tables of a pack (as `psp-lite reproduce` writes them) into `folder`."""
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name in ("fig2", "table1"):
+        groups = results.finished(pack.results(name))
+        rows = experiments.summarize(groups)
+        written += experiments.write_table(rows, folder / name)
+    spread = plots.weight_spread(pack.results("fig3"))
+    written.append(folder / "fig3_spread.md")
+    written[-1].write_text(plots.spread_markdown(spread))
+    written.append(folder / "sweep_table.md")
+    written[-1].write_text(results.sweep_table(pack))
+    fig2, table1 = (results.finished(pack.results(n)) for n in ("fig2", "table1"))
+    figures = {
+        "fig2a_test_error": lambda: plots.test_error_curves(fig2),
+        "fig2b_z2": lambda: plots.z2_curves(fig2),
+        "fig3_weights": lambda: plots.weight_histograms(pack.results("fig3")),
+        "table1_test_error": lambda: plots.test_error_curves(table1),
+        "table1_z2": lambda: plots.z2_curves(table1),
+        "sweep_u_curve": lambda: plots.sweep_curves(pack.results("sweep")),
+    }
+    for name, draw in figures.items():
+        fig = draw()
+        fig.savefig(folder / f"{name}.png", dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        written.append(folder / f"{name}.png")
+    return written
+
+
+def run_cli(args: argparse.Namespace) -> list[Path]:
+    """`psp-lite reproduce all`: train the plan, write the pack into `--out` and the figures
+    into `--out`/figures; return the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from psp_lite.cli import writable_folder
+
+    if args.dataset is not None:
+        raise ValueError("reproduce all trains each experiment on its own dataset (Fig. 2 and 3: "
+                         "MNIST; Table 1 and the λ sweep: Fashion-MNIST), so --dataset does not "
+                         "apply; drop it, or use it with one target (e.g. reproduce table1 "
+                         "--dataset mnist).")
+    smoke = bool(getattr(args, "smoke", False)) or is_smoke()
+    device = pick_device(args.device)
+    out = writable_folder(args.out, "--out")
+    if not smoke:  # every dataset is found (or fetched) before anything is trained
+        for dataset in DATASETS.values():
+            experiments.choose_dataset(dataset, args.data_dir, smoke=False)
+    the_plan = plan(seeds=args.seeds, epochs=args.epochs, quick=args.quick, smoke=smoke,
+                    device=device.type if args.device is None else str(device))
+    runs = len({c for groups in the_plan.values() for cs in groups.values() for c in cs})
+    print(f"psp-lite reproduce all: {runs} runs ({', '.join(the_plan)}) on {describe(device)}"
+          f"{' (SMOKE: synthetic stand-in data, tiny subsets)' if smoke else ''}",
+          file=sys.stderr)
+    start = time.perf_counter()
+    trained = train_plan(the_plan, data_dir=args.data_dir, progress=not args.no_progress)
+    seconds = time.perf_counter() - start
+    if smoke:
+        protocol = "smoke (synthetic stand-in images, tiny subsets)"
+    elif args.quick:
+        protocol = "quick (--quick: 1 seed, a few epochs on a subset)"
+    elif args.seeds or args.epochs:
+        protocol = f"shortened (--seeds {args.seeds}, --epochs {args.epochs})"
+    else:
+        protocol = "the authors' full length"
+    notes = sorted({h.data_note for groups in trained.values() for hs in groups.values()
+                    for h in hs if h.data_note})
+    extra = {"device": describe(device), "wall_seconds": seconds, "smoke": smoke,
+             "protocol": protocol, "data_notes": notes}
+    if smoke:
+        extra["stand_ins"] = {name: f"{SMOKE['dataset']} stands in for {real}"
+                              for name, real in {**DATASETS, "sweep": "fashion-mnist"}.items()}
+    written = [results.write_pack(trained, out, manifest_extra=extra)]
+    pack = results.load_pack(out)
+    written += write_figures(pack, out / "figures")
+    print(results.describe(pack))
+    for name in ("fig2", "table1"):
+        print(experiments.to_markdown(experiments.summarize(results.finished(pack.results(name)))))
+    return written

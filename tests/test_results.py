@@ -1,0 +1,343 @@
+"""Results packs: written and loaded exactly, damaged ones refused naming the file; `psp-lite
+reproduce all` writes a loadable pack; notebook 04 shows a pack's curves, labelled."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import subprocess
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+import psp_lite
+import psp_lite.train
+from psp_lite import plots, results
+from psp_lite.cli import main
+from psp_lite.data import load_dataset
+from psp_lite.results import PackError, load_pack, write_pack
+from psp_lite.train import RunConfig, train
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = dict(dataset="synthetic-mnist", epochs=2, train_subset=200, test_subset=100, device="cpu")
+LAMS = {"none": 0.0, "l2": 1e-4, "psp": 1e-3}
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("PSP_LITE_RESULTS", raising=False)
+
+
+@pytest.fixture(scope="module")
+def histories():
+    """Tiny runs as an experiment set: fig2 (3 regimes x 2 seeds), fig3 (its l2 and PSP runs),
+    and a sweep of two lambdas, one of which diverged after its first epoch."""
+    data = load_dataset("synthetic-mnist", train_subset=200, test_subset=100)
+    fig2 = {r: [train(RunConfig(regularizer=r, lam=lam, seed=s, **TINY), data, progress=False)
+                for s in (0, 1)] for r, lam in LAMS.items()}
+    blown = train(RunConfig(regularizer="psp", lam=1e-1, **TINY), data, progress=False)
+    blown = dataclasses.replace(blown, diverged_at=2, weights={}, **{
+        name: getattr(blown, name)[:1] for name in results.PER_EPOCH},
+        z2_layers={k: v[:1] for k, v in blown.z2_layers.items()})
+    sweep = {"none": fig2["none"][:1], "psp λ=0.001": fig2["psp"][:1], "psp λ=0.1": [blown]}
+    return {"fig2": fig2, "fig3": {r: fig2[r] for r in ("l2", "psp")}, "sweep": sweep}
+
+
+@pytest.fixture
+def pack_dir(tmp_path, histories) -> Path:
+    write_pack(histories, tmp_path / "pack", manifest_extra={"device": "cpu (test)",
+                                                             "wall_seconds": 12.5, "smoke": True})
+    return tmp_path / "pack"
+
+
+def test_every_number_of_a_written_pack_loads_back_exactly(pack_dir, histories):
+    pack = load_pack(pack_dir)
+    assert set(pack.experiments) == {"fig2", "fig3", "sweep"}
+    for name, groups in histories.items():
+        assert list(pack.results(name)) == list(groups)
+        for group, originals in groups.items():
+            loaded = pack.results(name)[group]
+            assert len(loaded) == len(originals)
+            for h, o in zip(loaded, originals, strict=True):
+                assert h.config == o.config
+                for field in (*results.PER_EPOCH, "z2_layers", "device", "data_note",
+                              "diverged_at"):
+                    assert getattr(h, field) == getattr(o, field), (name, group, field)
+    # weights: Fig. 3's networks at their last epoch, bit for bit; nothing else
+    for reg in ("l2", "psp"):
+        for h, o in zip(pack.results("fig3")[reg], histories["fig3"][reg], strict=True):
+            assert list(h.weights) == [2]
+            assert h.weights[2].keys() == o.weights[2].keys()
+            for param, w in o.weights[2].items():
+                assert h.weights[2][param].dtype == np.float32
+                assert np.array_equal(h.weights[2][param], w)
+        assert pack.results("fig2")[reg][0] is pack.results("fig3")[reg][0]  # stored once
+    assert all(not h.weights for h in pack.results("fig2")["none"])
+    with np.load(pack_dir / "weights.npz") as f:
+        assert len(f.files) == 4 * len(histories["fig3"]["l2"][0].weights[2])
+    # the plots take a pack's groups as they take experiments.compare's results
+    assert (plots.weight_spread(pack.results("fig3"))
+            == plots.weight_spread(histories["fig3"]))
+    plots.test_error_curves(pack.results("fig2"))
+
+
+def test_the_manifest_says_what_how_and_where(pack_dir, histories):
+    manifest = load_pack(pack_dir).manifest
+    assert manifest["format"] == results.FORMAT
+    assert (manifest["device"], manifest["wall_seconds"], manifest["smoke"]) == (
+        "cpu (test)", 12.5, True)
+    made = dt.datetime.fromisoformat(manifest["date"])
+    assert abs((dt.datetime.now(dt.timezone.utc) - made).total_seconds()) < 600
+    git = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert manifest["code_version"] == {
+        "psp_lite": psp_lite.__version__,
+        "git": git.stdout.strip() if git.returncode == 0 else "unknown"}
+    runs = {h.config for groups in histories.values() for hs in groups.values() for h in hs}
+    assert len(manifest["runs"]) == len(runs) == 7
+    assert sorted(map(json.dumps, manifest["runs"].values())) == sorted(
+        json.dumps(c.to_dict()) for c in runs)
+
+
+def test_code_version_is_unknown_without_git(monkeypatch):
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    assert results.code_version() == {"psp_lite": psp_lite.__version__, "git": "unknown"}
+
+
+def test_no_pack_is_none_and_the_default_place_is_results_or_the_environment(tmp_path,
+                                                                             monkeypatch):
+    assert load_pack(tmp_path / "nowhere") is None
+    assert load_pack(tmp_path) is None  # a folder without a manifest
+    assert results.default_path() == ROOT / "results"
+    monkeypatch.setenv("PSP_LITE_RESULTS", str(tmp_path / "elsewhere"))
+    assert results.default_path() == tmp_path / "elsewhere"
+    assert load_pack() is None
+    line = results.describe(None, "fig2")
+    assert line.startswith(f"No results pack found in {tmp_path / 'elsewhere'}")
+    assert "psp-lite reproduce all --out results" in line
+
+
+def _edit_json(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _first_run(d: dict) -> dict:
+    return d[sorted(d)[0]]
+
+
+DAMAGES = {
+    "histories not JSON": ("histories.json", lambda p: p.write_text("{oops"),
+                           "not readable as JSON"),
+    "an epoch missing": ("histories.json",
+                         lambda p: _edit_json(p, lambda d: _first_run(d)["z2"].pop()),
+                         "z2 should hold 2 numbers (one per epoch), got 1 values"),
+    "text in a curve": ("histories.json", lambda p: _edit_json(
+        p, lambda d: _first_run(d)["test_loss"].__setitem__(0, "x")), "not a number"),
+    "no device": ("manifest.json", lambda p: _edit_json(p, lambda d: d.pop("device")),
+                  "the field 'device' is missing"),
+    "newer format": ("manifest.json", lambda p: _edit_json(p, lambda d: d.update(format=99)),
+                     "pack format 99, this psp_lite reads format 1"),
+    "unknown run": ("manifest.json", lambda p: _edit_json(
+        p, lambda d: d["experiments"]["fig2"]["psp"].append("ghost")),
+        "experiment 'fig2', group 'psp': its run ids are not all runs of the pack"),
+    "bad config": ("manifest.json", lambda p: _edit_json(
+        p, lambda d: _first_run(d["runs"]).update(epochs=-3)), "is not valid (epochs"),
+    "weights gone": ("weights.npz", lambda p: p.unlink(), "the file is missing"),
+    "weights truncated": ("weights.npz", lambda p: p.write_bytes(p.read_bytes()[:1000]),
+                          "not a readable .npz archive"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_pack_is_refused_naming_the_file_and_the_problem(pack_dir, damage):
+    filename, spoil, problem = DAMAGES[damage]
+    spoil(pack_dir / filename)
+    with pytest.raises(PackError) as info:
+        load_pack(pack_dir)
+    message = str(info.value)
+    assert message.startswith(f"results pack {pack_dir}: {filename}: ")
+    assert problem in message
+    assert "psp-lite reproduce all" in message and "\n" not in message
+
+
+# ----------------------------------------------------------------------------- reproduce all
+
+
+@pytest.fixture(scope="module")
+def smoke_pack(tmp_path_factory) -> Path:
+    """`psp-lite reproduce all --smoke` with 2 seeds x 1 epoch (a private cache)."""
+    folder = tmp_path_factory.mktemp("reproduce-all")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PSP_LITE_CACHE", str(folder / "cache"))
+        mp.setenv("MPLBACKEND", "Agg")
+        code = main(["reproduce", "all", "--smoke", "--seeds", "2", "--epochs", "1", "--out",
+                     str(folder / "out"), "--no-progress", "--device", "cpu"])
+    assert code == 0
+    return folder
+
+
+def test_reproduce_all_writes_a_loadable_pack_of_every_experiment(smoke_pack, monkeypatch):
+    out = smoke_pack / "out"
+    pack = load_pack(out)
+    assert list(pack.experiments) == ["fig2", "fig3", "table1", "sweep"]
+    assert pack.smoke and pack.manifest["protocol"].startswith("smoke")
+    assert pack.manifest["stand_ins"]["table1"] == "synthetic-mnist stands in for fashion-mnist"
+    assert any("SYNTHETIC" in note for note in pack.manifest["data_notes"])
+    fig2 = pack.results("fig2")
+    assert list(fig2) == ["none", "l2", "psp"]
+    assert [[h.config.seed for h in hs] for hs in fig2.values()] == [[0, 1]] * 3
+    assert all(len(h.test_error) == 1 and h.config.dataset == "synthetic-mnist"
+               for hs in fig2.values() for h in hs)
+    assert all(h.weights for reg in ("l2", "psp") for h in pack.results("fig3")[reg])
+    sweep = pack.results("sweep")
+    assert list(sweep) == ["none", *(f"psp λ={v:g}" for v in (1e-4, 1e-3, 1e-2)),
+                           *(f"l2 λ={v:g}" for v in (1e-4, 1e-3, 1e-2))]
+    assert all(len(hs) == 2 for hs in sweep.values())  # min(--seeds, 3) seeds
+    assert {p.name for p in (out / "figures").iterdir()} >= {
+        "fig2a_test_error.png", "fig2b_z2.png", "fig3_weights.png", "fig3_spread.md",
+        "table1.md", "table1_test_error.png", "sweep_u_curve.png", "sweep_table.md"}
+    # the pack holds the numbers of the runs trained (now cached: nothing retrains)
+    monkeypatch.setenv("PSP_LITE_CACHE", str(smoke_pack / "cache"))
+    monkeypatch.setattr(psp_lite.train, "train", lambda *a, **k: pytest.fail("retrained"))
+    for h in fig2["psp"]:
+        again = psp_lite.train.run(h.config, progress=False)
+        assert again.test_error == h.test_error and again.z2_layers == h.z2_layers
+
+
+def test_reproduce_all_refuses_dataset_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(psp_lite.train, "train", lambda *a, **k: pytest.fail("trained"))
+    code = main(["reproduce", "all", "--smoke", "--dataset", "mnist", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("psp-lite: error: reproduce all trains each")
+    assert "--dataset does not apply" in err[0]
+
+
+def test_reproduce_all_without_mnist_stops_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("PSP_LITE_DATA", raising=False)
+    monkeypatch.delenv("PSP_LITE_SMOKE", raising=False)
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading: no network")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
+    monkeypatch.setattr(psp_lite.train, "train", lambda *a, **k: pytest.fail("trained"))
+    code = main(["reproduce", "all", "--data-dir", str(tmp_path / "nowhere"), "--out",
+                 str(tmp_path / "out"), "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("psp-lite: error: MNIST") and "nowhere" in err[-1]
+    assert load_pack(tmp_path / "out") is None
+
+
+def test_the_plan_is_the_authors_protocol_at_full_length():
+    from psp_lite.full_length import plan
+    from psp_lite.sweep import DEFAULT_LAMBDAS
+
+    full = plan(device="cpu")
+    assert {r: (len(cs), cs[0].dataset, cs[0].epochs, cs[0].lam, cs[0].train_subset)
+            for r, cs in full["fig2"].items()} == {
+        "none": (10, "mnist", 50, 0.0, None), "l2": (10, "mnist", 50, 1e-4, None),
+        "psp": (10, "mnist", 50, 1e-3, None)}
+    assert {r: (len(cs), cs[0].dataset, cs[0].epochs) for r, cs in full["table1"].items()} == {
+        r: (10, "fashion-mnist", 150) for r in ("none", "l2", "psp")}
+    assert full["fig3"] == {r: full["fig2"][r] for r in ("l2", "psp")}
+    sweep = full["sweep"]
+    assert len(sweep) == 1 + 2 * len(DEFAULT_LAMBDAS)
+    assert all(len(cs) == 3 and cs[0].epochs == 150 and cs[0].train_subset is None
+               for cs in sweep.values())
+    assert sweep["psp λ=0.001"][0] == full["table1"]["psp"][0]  # shared runs train once
+    quick = plan(quick=True, device="cpu")
+    assert all(len(cs) == 1 and cs[0].epochs == 3 for cs in quick["table1"].values())
+    assert plan(seeds=4, epochs=7, device="cpu")["sweep"]["none"][-1].seed == 2
+
+
+# ----------------------------------------------------------------------------- notebooks
+
+
+@pytest.mark.notebook
+def test_notebook_04_shows_the_packs_curves_labelled_by_its_manifest(smoke_pack, tmp_path,
+                                                                      monkeypatch):
+    from notebook_runner import run_notebook
+
+    out = smoke_pack / "out"
+    monkeypatch.setenv("PSP_LITE_SMOKE", "1")
+    monkeypatch.setenv("PSP_LITE_RESULTS", str(out))
+    monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path / "cache"))
+    path = ROOT / "notebooks" / "04_fig2_mnist.ipynb"
+    run = run_notebook(lambda: nbformat.read(path, as_version=4), path.parent, path.name)
+    outputs = [o for c in run.notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join(o.get("text", "") for o in outputs)
+    pack = load_pack(out)
+    assert results.describe(pack, "fig2") in text
+    assert "SMOKE results pack" in text and pack.manifest["date"][:10] in text
+    assert "No results pack found" not in text
+
+
+def test_the_pack_figures_and_tables_draw_the_packs_numbers(smoke_pack):
+    pack = load_pack(smoke_pack / "out")
+    fig2 = pack.results("fig2")
+    own = {r: hs[:1] for r, hs in fig2.items()}
+    fig = results.pack_figure(pack, "fig2", own=own)
+    own_ax, pack_ax = fig.axes[0], fig.axes[1]
+    assert "your run" in own_ax.get_title() and "SMOKE results pack" in pack_ax.get_title()
+    mean_none = np.mean([h.test_error for h in fig2["none"]], axis=0)
+    assert np.allclose(pack_ax.lines[0].get_ydata(), mean_none)
+    assert np.allclose(own_ax.lines[0].get_ydata(), fig2["none"][0].test_error)
+    sweep = pack.results("sweep")
+    fig = results.pack_figure(pack, "sweep")
+    psp = [line for line in fig.axes[0].lines if line.get_label() == "PSP (pack)"][0]
+    expected = [np.mean([h.test_error[-1] for h in sweep[f"psp λ={lam:g}"]])
+                for lam in (1e-4, 1e-3, 1e-2)]
+    assert np.allclose(psp.get_xdata(), [1e-4, 1e-3, 1e-2])
+    assert np.allclose(psp.get_ydata(), expected)
+    table = results.sweep_table(pack)
+    row = next(line for line in table.splitlines() if line.startswith("| 0.001 |"))
+    errors = [h.test_error[-1] for h in sweep["psp λ=0.001"]]
+    assert row.split(" | ")[1] == f"{np.mean(errors):.2f} ± {np.std(errors):.2f} (2)"
+    assert "| psp | 0.001 | 2 |" in results.summary_table(pack, "fig2")
+    assert results.summary_table(None, "fig2") == results.spread_table(None) == ""
+    assert results.pack_figure(None, "fig2") is None
+
+
+def test_smoke_mode_from_the_environment_plans_synthetic_runs(tmp_path, monkeypatch, capsys):
+    from psp_lite import full_length
+
+    planned = {}
+
+    def stop(the_plan, **kwargs):
+        planned.update(the_plan)
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("PSP_LITE_SMOKE", "1")
+    monkeypatch.setattr(full_length, "train_plan", stop)
+    assert main(["reproduce", "all", "--out", str(tmp_path), "--no-progress"]) == 130
+    configs = [c for groups in planned.values() for cs in groups.values() for c in cs]
+    assert {(c.dataset, c.epochs, c.train_subset) for c in configs} == {
+        ("synthetic-mnist", 2, 500)}
+    assert "SMOKE" in capsys.readouterr().err
+
+
+def test_smoke_flag_is_refused_for_a_single_target(tmp_path, capsys):
+    assert main(["reproduce", "fig2", "--smoke", "--out", str(tmp_path)]) == 2
+    assert "--smoke applies to `reproduce all`" in capsys.readouterr().err
+
+
+def test_a_pack_without_device_or_time_is_not_written(tmp_path, histories):
+    with pytest.raises(ValueError, match=r"needs manifest_extra to say \['wall_seconds'\]"):
+        write_pack(histories, tmp_path / "pack", manifest_extra={"device": "cpu"})
+    assert not (tmp_path / "pack").exists()
