@@ -144,6 +144,11 @@ def run(config: RunConfig, *, data: TensorData | None = None, data_dir: str | Pa
     return history
 
 
+#: At most this many runs train together: enough to fill a GPU with LeNet5 (Fig. 2's 30 runs
+#: are one group), few enough that an interruption loses one chunk, not a whole protocol.
+MAX_TOGETHER = 30
+
+
 def run_many(configs: Sequence[RunConfig], *, data: TensorData | None = None,
              data_dir: str | Path | None = None, use_cache: bool = True, progress: bool = True,
              batched: bool | None = None) -> list[RunHistory]:
@@ -176,14 +181,16 @@ def run_many(configs: Sequence[RunConfig], *, data: TensorData | None = None,
                 histories[i] = cached
         if todo and use_cache:
             cache.check_writable()
-        group = [configs[i] for i in todo]
         together = (torch.device(first.device).type == "cuda") if batched is None else batched
-        trained = (train_many(group, group_data, progress=progress) if together and len(group) > 1
-                   else [_train_keeping_divergence(c, group_data, progress) for c in group])
-        for i, history in zip(todo, trained, strict=True):
-            if use_cache and history.diverged_at is None:
-                cache.save(history, group_data.fingerprint)
-            histories[i] = history
+        size = MAX_TOGETHER if together else 1
+        for chunk in (todo[k:k + size] for k in range(0, len(todo), size)):
+            group = [configs[i] for i in chunk]
+            trained = (train_many(group, group_data, progress=progress) if len(group) > 1
+                       else [_train_keeping_divergence(group[0], group_data, progress)])
+            for i, history in zip(chunk, trained, strict=True):  # cached chunk by chunk
+                if use_cache and history.diverged_at is None:
+                    cache.save(history, group_data.fingerprint)
+                histories[i] = history
     return [histories[i] for i in range(len(configs))]
 
 

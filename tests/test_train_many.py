@@ -133,3 +133,23 @@ def test_bfloat16_runs_together_stay_close_to_their_own_runs(monkeypatch):
         want = train(config, data, progress=False)
         np.testing.assert_allclose(got.test_error, want.test_error, atol=2.0)
         np.testing.assert_allclose(got.z2, want.z2, rtol=0.02)
+
+
+def test_run_many_trains_in_chunks_and_caches_each(data, together, tmp_path, monkeypatch):
+    """An interruption loses at most the chunk in training, never the chunks before."""
+    monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path))
+    monkeypatch.setattr(train_module, "MAX_TOGETHER", 2)
+    chunks = []
+
+    def spy(configs, data=None, *, progress=True):
+        chunks.append(len(configs))
+        if len(chunks) == 2:
+            raise KeyboardInterrupt
+        return [together[CONFIGS.index(c)] for c in configs]
+
+    monkeypatch.setattr(train_module, "train_many", spy)
+    with pytest.raises(KeyboardInterrupt):
+        run_many(CONFIGS, data=data, progress=False, batched=True)
+    assert chunks == [2, 2]
+    cached = [cache.load(c.resolved(), data.fingerprint) is not None for c in CONFIGS]
+    assert cached == [True, True, False, False]
