@@ -123,7 +123,8 @@ def traced_stack(model: nn.Module, x: Tensor) -> list[tuple[str, nn.Module]]:
                         "build it from nn.Linear / nn.Conv2d and activation modules.")
     stack: list[tuple[str, nn.Module]] = []
     seen: set[int] = set()
-    prev: list[tuple[str, Tensor]] = [("the input", x[:1])]
+    sample = x[:1] if x.dim() > 1 else x                  # one example is enough to trace
+    prev: list[tuple[str, Tensor]] = [("the input", sample)]
 
     def hook(name: str) -> Callable:
         def record(module: nn.Module, args: tuple, output: object) -> None:
@@ -149,7 +150,7 @@ def traced_stack(model: nn.Module, x: Tensor) -> list[tuple[str, nn.Module]]:
 
     handles = [m.register_forward_hook(hook(n)) for n, m in leaves]
     try:
-        output = model(x[:1])
+        output = model(sample)
     finally:
         for handle in handles:
             handle.remove()
