@@ -16,10 +16,9 @@ import time
 
 import torch
 
-from psp_lite.batched import train_many
 from psp_lite.data import load_dataset
 from psp_lite.device import describe, pick_device
-from psp_lite.train import RunConfig, train
+from psp_lite.train import RunConfig, train, train_many
 
 FIG2_RUNS, FIG2_EPOCHS, MNIST_TRAIN, MNIST_TEST = 30, 50, 60000, 10000
 

@@ -22,7 +22,8 @@ from torch import Tensor
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from tqdm.auto import tqdm
 
-from psp_lite.data import TensorData, batches, load_dataset
+from psp_lite.batching import batches
+from psp_lite.data import TensorData, load_dataset
 from psp_lite.device import describe
 from psp_lite.loop import (
     DIVERGENCE_CHECK_STEPS,

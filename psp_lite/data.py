@@ -1,11 +1,9 @@
 """MNIST, Fashion-MNIST and CIFAR-10 as normalized tensors that live on the training device.
 
-`load_dataset(name)` finds the files offline where it can (the given root, then `$PSP_LITE_DATA`,
-then the default user data dir and known system places such as Debian's `dataset-fashion-mnist`),
-lets torchvision download them only as a last resort, and otherwise raises a
-`DatasetNotFoundError` that says where it looked and how to provide the files. The decoded arrays
-are taken straight from torchvision's dataset objects (no per-item PIL/ToTensor loop) and cached
-per process. `batches` slices them by index on the device: no DataLoader, no workers.
+`load_dataset(name)` gets the decoded arrays from `psp_lite.dataset_files` (which finds the files
+offline where it can and otherwise raises a `DatasetNotFoundError` saying where it looked),
+takes a fixed subset if asked, normalizes as the authors' code does and moves the tensors to the
+device. Batching them is `psp_lite.batching`'s job.
 
 Two synthetic stand-ins (`synthetic-mnist`, `synthetic-cifar10`) give deterministic, learnable
 random images for smoke runs without any files; their `note` says SYNTHETIC.
@@ -14,12 +12,9 @@ random images for smoke runs without any files; their `note` says SYNTHETIC.
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import numbers
 import os
-import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+# Re-exported: callers import these from psp_lite.data; the dicts are the very objects
+# dataset_files searches, so patching an entry here patches the search.
+from psp_lite.dataset_files import SYSTEM_IDX_DIRS as SYSTEM_IDX_DIRS
+from psp_lite.dataset_files import SYSTEM_ROOTS as SYSTEM_ROOTS
+from psp_lite.dataset_files import DatasetNotFoundError as DatasetNotFoundError
+from psp_lite.dataset_files import default_data_dir, find_and_decode
 from psp_lite.device import pick_device
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "synthetic-mnist", "synthetic-cifar10")
@@ -66,37 +67,8 @@ INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
     "synthetic-mnist": (1, 28, 28),
     "synthetic-cifar10": (3, 32, 32),
 }
-
-#: Folders holding the four idx .gz files of a system package (searched after the roots).
-SYSTEM_IDX_DIRS: dict[str, tuple[tuple[str, str], ...]] = {
-    "fashion-mnist": (
-        ("/usr/share/datasets/fashion-mnist", "Debian package dataset-fashion-mnist"),
-        ("/usr/local/share/datasets/fashion-mnist", "system datasets folder"),
-    ),
-    "mnist": (
-        ("/usr/share/datasets/mnist", "system datasets folder"),
-        ("/usr/local/share/datasets/mnist", "system datasets folder"),
-    ),
-    "cifar10": (),
-}
-#: System folders tried as torchvision roots for CIFAR-10 (holding cifar-10-batches-py/).
-SYSTEM_ROOTS: dict[str, tuple[str, ...]] = {
-    "mnist": (),
-    "fashion-mnist": (),
-    "cifar10": ("/usr/share/datasets", "/usr/local/share/datasets"),
-}
-
-IDX_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
+#: Seed of the fixed permutation whose first k items form a subset.
 SUBSET_SEED = 0
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset is in none of the places searched and could not be downloaded."""
 
 
 @dataclass
@@ -146,12 +118,6 @@ class TensorData:
 # ----------------------------------------------------------------------------- discovery
 
 
-def default_data_dir() -> Path:
-    """The user data dir written to when no root is given: $XDG_CACHE_HOME/psp-lite/data."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
-    return Path(cache).expanduser() / "psp-lite" / "data"
-
-
 def canonical_dataset(name: str) -> str:
     """The DATASETS name of `name` ("Fashion_MNIST" -> "fashion-mnist"); ValueError naming the
     valid choices for anything else."""
@@ -162,156 +128,9 @@ def canonical_dataset(name: str) -> str:
     return key
 
 
-
-def _writable(folder: Path) -> bool:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return False
-    return os.access(folder, os.W_OK | os.X_OK)
-
-
-def _tv_class(name: str) -> type:
-    from torchvision import datasets
-
-    return {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST,
-            "cifar10": datasets.CIFAR10}[name]
-
-
-def _expected_place(name: str, root: Path) -> Path:
-    if name == "cifar10":
-        return root / "cifar-10-batches-py"
-    return root / _tv_class(name).__name__ / "raw"
-
-
-def _short(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _decode(name: str, root: Path, download: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(train_x uint8 NCHW, train_y, test_x, test_y) via torchvision's dataset objects."""
-    cls = _tv_class(name)
-    parts = []
-    for train in (True, False):
-        ds = cls(str(root), train=train, download=download and train)
-        if name == "cifar10":
-            x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
-            y = torch.as_tensor(ds.targets, dtype=torch.int64)
-        else:
-            x = ds.data.unsqueeze(1).contiguous()
-            y = ds.targets.to(torch.int64)
-        parts += [x, y]
-    return parts[0], parts[1], parts[2], parts[3]
-
-
-def _decompress_idx(source: Path, name: str, root: Path) -> Path:
-    """Decompress the four idx .gz files of `source` into where torchvision looks in `root`."""
-    raw = _expected_place(name, root)
-    raw.mkdir(parents=True, exist_ok=True)
-    for base in IDX_FILES:
-        target = raw / base
-        if target.exists():
-            continue
-        tmp = raw / f".{base}.{os.getpid()}.tmp"
-        with gzip.open(source / f"{base}.gz", "rb") as fin, open(tmp, "wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-        os.replace(tmp, target)
-    return raw
-
-
-def _how_to(name: str) -> str:
-    title = TITLES[name]
-    if name == "cifar10":
-        layout = "<root>/cifar-10-batches-py/ (the extracted cifar-10-python.tar.gz)"
-    else:
-        layout = (f"<root>/{_tv_class(name).__name__}/raw/ (train-images-idx3-ubyte, "
-                  "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; "
-                  "uncompressed)")
-    lines = [
-        f"To provide {title}:",
-        f"  - put its files in {layout} and pass that root as data_dir / --data-dir, "
-        "or set PSP_LITE_DATA=<root>;",
-    ]
-    if name == "fashion-mnist":
-        lines.append("  - or install the Debian package: apt-get install dataset-fashion-mnist;")
-    lines.append("  - or go online and load with download=True so torchvision downloads it.")
-    return "\n".join(lines)
-
-
-@functools.lru_cache(maxsize=8)
-def _find_and_decode(
-    name: str, root: str | None, env_root: str | None, user_dir: str, download: bool
-) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
-    """Discovery + decoding of a real dataset, cached per process (keyed on every place used)."""
-    title = TITLES[name]
-    searched: list[str] = []
-    roots: list[tuple[Path, str]] = []
-    candidates = [(root, "given root", "given root: none passed"),
-                  (env_root, "$PSP_LITE_DATA", "$PSP_LITE_DATA: not set"),
-                  (user_dir, "default user data dir", "")]
-    candidates += [(p, "system datasets folder", "") for p in SYSTEM_ROOTS[name]]
-
-    def attempt(where: Path, label: str, *, dl: bool = False) -> tuple | None:
-        try:
-            return _decode(name, where, download=dl)
-        except Exception as err:  # torchvision raises RuntimeError, urllib URLError, OSError...
-            place = _expected_place(name, where)
-            reason = "no data" if not place.exists() and not dl else _short(err)
-            searched.append(f"{place} ({label}): {reason}")
-            return None
-
-    for where, label, missing in candidates:
-        if not where:
-            searched.append(missing)
-            continue
-        path = Path(where).expanduser()
-        roots.append((path, label))
-        found = attempt(path, label)
-        if found:
-            return (*found, f"{title} from {path} ({label})")
-
-    writable = [(p, label) for p, label in roots[: len(roots) - len(SYSTEM_ROOTS[name])]
-                if _writable(p)]
-    for source, label in SYSTEM_IDX_DIRS[name]:
-        src = Path(source)
-        if not all((src / f"{b}.gz").is_file() for b in IDX_FILES):
-            searched.append(f"{src} ({label}): no idx .gz files")
-            continue
-        if not writable:
-            searched.append(f"{src} ({label}): found, but no writable root to decompress into")
-            continue
-        target, target_label = writable[0]
-        try:
-            _decompress_idx(src, name, target)
-        except OSError as err:
-            searched.append(f"{src} ({label}): could not decompress into {target}: {_short(err)}")
-            continue
-        found = attempt(target, f"decompressed from {src}")
-        if found:
-            return (*found, f"{title} from {src} ({label}), decompressed into {target} "
-                            f"({target_label})")
-
-    if not download:
-        searched.append("torchvision download: not tried (download=False)")
-    elif not writable:
-        searched.append("torchvision download: not tried (no writable root)")
-    else:
-        target, target_label = writable[0]
-        found = attempt(target, f"torchvision download into {target_label}", dl=True)
-        if found:
-            return (*found, f"{title} downloaded by torchvision into {target}")
-
-    raise DatasetNotFoundError(
-        f"{title} ({name!r}) not found. Searched, in order:\n"
-        + "\n".join(f"  - {s}" for s in searched)
-        + "\n" + _how_to(name)
-    )
-
-
 def clear_cache() -> None:
     """Forget the decoded datasets held in memory (they are reloaded on the next call)."""
-    _find_and_decode.cache_clear()
+    find_and_decode.cache_clear()
     _synthetic.cache_clear()
 
 
@@ -398,8 +217,8 @@ def load_dataset(
     else:
         env_root = os.environ.get("PSP_LITE_DATA") or None
         root_key = None if root is None else str(Path(root).expanduser().resolve())
-        tx, ty, vx, vy, note = _find_and_decode(key, root_key, env_root, str(default_data_dir()),
-                                                bool(download))
+        tx, ty, vx, vy, note = find_and_decode(key, title, root_key, env_root,
+                                               str(default_data_dir()), bool(download))
         tx, ty = _subset(tx, ty, train_subset, "train_subset", title)
         vx, vy = _subset(vx, vy, test_subset, "test_subset", title)
         if train_subset is not None or test_subset is not None:
@@ -412,62 +231,3 @@ def load_dataset(
         test_y=vy.to(dev, copy=True),
         note=note,
     )
-
-
-# ----------------------------------------------------------------------------- batching
-
-
-def _randint(high: int, n: int, device: torch.device, generator: torch.Generator | None) -> Tensor:
-    gen_device = generator.device if generator is not None else device
-    return torch.randint(0, high, (n,), generator=generator, device=gen_device).to(device)
-
-
-def crop_flip(x: Tensor, generator: torch.Generator | None = None, padding: int = 4) -> Tensor:
-    """CIFAR augmentation for a batch: random crop of the zero-padded image, random h-flip.
-
-    Per image an offset in [0, 2 * padding] per axis and a coin flip; one gather, on x's device.
-    """
-    if x.dim() != 4:
-        raise ValueError(f"crop_flip wants an N x C x H x W batch, got shape {tuple(x.shape)}.")
-    n, _, h, w = x.shape
-    dev = x.device
-    dy = _randint(2 * padding + 1, n, dev, generator)
-    dx = _randint(2 * padding + 1, n, dev, generator)
-    flip = _randint(2, n, dev, generator).bool()
-    padded = F.pad(x, (padding, padding, padding, padding)) if padding else x
-    rows = dy[:, None] + torch.arange(h, device=dev)[None, :]
-    ar = torch.arange(w, device=dev)[None, :]
-    cols = dx[:, None] + torch.where(flip[:, None], w - 1 - ar, ar)
-    out = padded[torch.arange(n, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
-    return out.permute(0, 3, 1, 2).contiguous()
-
-
-def batches(
-    x: Tensor,
-    y: Tensor,
-    batch_size: int,
-    *,
-    shuffle: bool = False,
-    generator: torch.Generator | None = None,
-    augment: bool = False,
-) -> Iterator[tuple[Tensor, Tensor]]:
-    """Yield (x, y) batches by index slicing on the data's device; the last one may be short."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
-            or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    n = x.shape[0]
-    if y.shape[0] != n:
-        raise ValueError(f"x has {n} items but y has {y.shape[0]}.")
-    idx = None
-    if shuffle:
-        gen_device = generator.device if generator is not None else x.device
-        idx = torch.randperm(n, generator=generator, device=gen_device).to(x.device)
-    for start in range(0, n, int(batch_size)):
-        if idx is None:
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        else:
-            sel = idx[start:start + batch_size]
-            xb, yb = x[sel], y[sel]
-        if augment:
-            xb = crop_flip(xb, generator)
-        yield xb, yb

@@ -1,5 +1,5 @@
 """`psp-lite reproduce all`: the authors' LeNet5 protocols at full length, trained through
-`batched.run_many` (runs share kernels on a GPU), written as a results pack plus the figures.
+`psp_lite.train.run_many` (runs share kernels on a GPU), written as a results pack plus the figures.
 
 What is trained (the epoch and seed counts are the authors' code's, not the paper's):
 
@@ -21,11 +21,10 @@ import time
 from pathlib import Path
 
 from psp_lite import experiments, plots, results
-from psp_lite.batched import run_many
 from psp_lite.device import describe, pick_device
 from psp_lite.smoke import is_smoke
 from psp_lite.sweep import DEFAULT_LAMBDAS, sweep_configs
-from psp_lite.train import RunConfig, RunHistory, paper_config
+from psp_lite.train import RunConfig, RunHistory, paper_config, run_many
 
 Plan = dict[str, dict[str, list[RunConfig]]]  # experiment -> group -> one config per seed
 

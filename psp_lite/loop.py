@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from psp_lite.data import TensorData, batches
+from psp_lite.batching import batches
+from psp_lite.data import TensorData
 from psp_lite.models import build_model
 from psp_lite.potentials import output_name, watch_potentials
 from psp_lite.runs import RunConfig, RunHistory

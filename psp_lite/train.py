@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from psp_lite import cache
 from psp_lite.batched import group_key, train_many
-from psp_lite.data import TensorData, batches, load_dataset
+from psp_lite.batching import batches
+from psp_lite.data import TensorData, load_dataset
 from psp_lite.device import describe
 from psp_lite.loop import (
     DIVERGENCE_CHECK_STEPS,

@@ -238,15 +238,6 @@ def test_unsupported_stacks_say_why(layers, match) -> None:
         analytic.forward_record(model, x)
 
 
-def test_not_a_sequential() -> None:
-    class Custom(nn.Module):
-        def forward(self, x):
-            return x
-
-    with pytest.raises(TypeError, match="nn.Sequential"):
-        analytic.layer_stack(Custom())
-
-
 def test_bad_lambda_and_normalization() -> None:
     model, x = random_mlp(0)
     _, records = analytic.forward_record(model, x)

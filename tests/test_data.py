@@ -13,13 +13,12 @@ import pytest
 import torch
 import torchvision
 
-from psp_lite import data
+from psp_lite import data, dataset_files
+from psp_lite.batching import batches, crop_flip
 from psp_lite.data import (
     DATASETS,
     DatasetNotFoundError,
     TensorData,
-    batches,
-    crop_flip,
     load_dataset,
 )
 
@@ -29,8 +28,10 @@ def isolated(tmp_path, monkeypatch):
     """No $PSP_LITE_DATA, a private default user data dir, no system places, a fresh cache."""
     monkeypatch.delenv("PSP_LITE_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(data, "SYSTEM_IDX_DIRS", {k: () for k in data.SYSTEM_IDX_DIRS})
-    monkeypatch.setattr(data, "SYSTEM_ROOTS", {k: () for k in data.SYSTEM_ROOTS})
+    monkeypatch.setattr(dataset_files, "SYSTEM_IDX_DIRS",
+                        {k: () for k in dataset_files.SYSTEM_IDX_DIRS})
+    monkeypatch.setattr(dataset_files, "SYSTEM_ROOTS",
+                        {k: () for k in dataset_files.SYSTEM_ROOTS})
     data.clear_cache()
     yield
     data.clear_cache()
@@ -86,8 +87,8 @@ def no_cifar_md5(monkeypatch):
 
 def test_fashion_mnist_from_debian_files_into_given_root(tmp_path, monkeypatch,
                                                          debian_fashion_mnist):
-    monkeypatch.setattr(data, "SYSTEM_IDX_DIRS", {**data.SYSTEM_IDX_DIRS, "fashion-mnist": (
-        (str(debian_fashion_mnist), "Debian"),)})
+    monkeypatch.setitem(dataset_files.SYSTEM_IDX_DIRS, "fashion-mnist",
+                        ((str(debian_fashion_mnist), "Debian"),))
     root = tmp_path / "given"
     d = load_dataset("fashion-mnist", root)
     assert d.train_x.shape == (60000, 1, 28, 28) and d.test_x.shape == (10000, 1, 28, 28)
@@ -103,7 +104,7 @@ def test_fashion_mnist_from_debian_files_into_given_root(tmp_path, monkeypatch,
     def no_second_decode(*args, **kwargs):
         raise AssertionError("the decoded arrays must come from the in-memory cache")
 
-    monkeypatch.setattr(data, "_decode", no_second_decode)
+    monkeypatch.setattr(dataset_files, "_decode", no_second_decode)
     again = load_dataset("fashion-mnist", root, train_subset=500, test_subset=100)
     perm = torch.randperm(60000, generator=torch.Generator().manual_seed(0))[:500]
     assert torch.equal(again.train_x, d.train_x[perm])
@@ -113,8 +114,8 @@ def test_fashion_mnist_from_debian_files_into_given_root(tmp_path, monkeypatch,
 
 def test_fashion_mnist_decompressed_into_psp_lite_data(tmp_path, monkeypatch,
                                                        debian_fashion_mnist):
-    monkeypatch.setattr(data, "SYSTEM_IDX_DIRS", {**data.SYSTEM_IDX_DIRS, "fashion-mnist": (
-        (str(debian_fashion_mnist), "Debian"),)})
+    monkeypatch.setitem(dataset_files.SYSTEM_IDX_DIRS, "fashion-mnist",
+                        ((str(debian_fashion_mnist), "Debian"),))
     env = tmp_path / "env"
     monkeypatch.setenv("PSP_LITE_DATA", str(env))
     d = load_dataset("fashion-mnist", test_subset=10)
@@ -156,8 +157,7 @@ def test_system_idx_gz_files_decompressed_into_default_user_dir(tmp_path, monkey
     src.mkdir()
     for f in (tmp_path / "plain" / "x" / "raw").iterdir():
         (src / f"{f.name}.gz").write_bytes(gzip.compress(f.read_bytes()))
-    monkeypatch.setattr(data, "SYSTEM_IDX_DIRS", {**data.SYSTEM_IDX_DIRS,
-                                                  "mnist": ((str(src), "test system folder"),)})
+    monkeypatch.setitem(dataset_files.SYSTEM_IDX_DIRS, "mnist", ((str(src), "test system folder"),))
     d = load_dataset("mnist", download=False)
     user_raw = tmp_path / "xdg" / "psp-lite" / "data" / "MNIST" / "raw"
     assert (user_raw / "train-images-idx3-ubyte").read_bytes() == \

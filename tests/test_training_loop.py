@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 import psp_lite.train as train_module
 from psp_lite import capture, psp_penalty
-from psp_lite.data import batches, load_dataset
+from psp_lite.batching import batches
+from psp_lite.data import load_dataset
 from psp_lite.train import RunConfig, TrainingDiverged, init_model, train
 
 SMALL = dict(dataset="synthetic-mnist", epochs=2, train_subset=300, test_subset=100, device="cpu",
