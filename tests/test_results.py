@@ -244,6 +244,7 @@ def test_reproduce_all_without_mnist_stops_before_training(tmp_path, capsys, mon
 
 
 def test_the_plan_is_the_authors_protocol_at_full_length():
+    from psp_lite.cli import QUICK
     from psp_lite.full_length import plan
     from psp_lite.sweep import DEFAULT_LAMBDAS
 
@@ -261,7 +262,8 @@ def test_the_plan_is_the_authors_protocol_at_full_length():
                for cs in sweep.values())
     assert sweep["psp λ=0.001"][0] == full["table1"]["psp"][0]  # shared runs train once
     quick = plan(quick=True, device="cpu")
-    assert all(len(cs) == 1 and cs[0].epochs == 3 for cs in quick["table1"].values())
+    assert all(len(cs) == 1 and cs[0].epochs == QUICK["fashion-mnist"]["epochs"]
+               for cs in quick["table1"].values())
     assert plan(seeds=4, epochs=7, device="cpu")["sweep"]["none"][-1].seed == 2
 
 
