@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import math
 import numbers
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -93,3 +95,16 @@ def positive_int_arg(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
+
+
+def writable_folder(folder: Path, option: str) -> Path:
+    """`folder`, created if needed; a ValueError naming `option` when it cannot be written (so
+    that nothing is trained whose results could not be written)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(13, "permission denied")
+    except OSError as error:
+        raise ValueError(f"cannot write into {folder} ({error.strerror or error}); pass {option} "
+                         "a writable folder.") from None
+    return folder

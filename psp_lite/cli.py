@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,10 +13,12 @@ import matplotlib
 
 from psp_lite import checks, sweep
 from psp_lite.cache import CacheNotWritableError
+from psp_lite.checks import writable_folder
 from psp_lite.data import INPUT_SHAPES, DatasetNotFoundError, canonical_dataset
 from psp_lite.device import describe, pick_device
 from psp_lite.models import INPUT_SHAPES as MODEL_INPUT_SHAPES
 from psp_lite.runner import RayUnavailable, add_cli_arguments, runner_from_cli
+from psp_lite.runs import QUICK, QUICK_LAMS
 from psp_lite.train import TrainingDiverged
 
 #: target -> (default dataset, regularizers compared)
@@ -29,16 +30,6 @@ TARGETS = {
 }
 CIFAR_MODELS = ("resnet18", "mobilenetv2", "allcnnc")
 
-#: --quick: a short but real protocol (one seed, real data) that ends in minutes on a laptop CPU.
-#: Fashion-MNIST: scarce data, where PSP's effect on test error shows soonest (measured with
-#: scripts/cheapest_protocol.py: PSP at lambda 1e-2 below no regularization in every seed).
-QUICK = {
-    "mnist": dict(epochs=3, train_subset=20000),
-    "fashion-mnist": dict(epochs=40, train_subset=2000),
-    "cifar10": dict(epochs=2, train_subset=2000, test_subset=1000),
-}
-#: --quick's lambdas where they differ from the authors' protocol (their best on the quick data).
-QUICK_LAMS = {"fashion-mnist": {"psp": 1e-2}}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -68,19 +59,6 @@ def check_dataset_fits(target: str, dataset: str, models: Sequence[str]) -> None
                 f"{target} trains {model} on {'x'.join(map(str, wanted))} images but {dataset} "
                 f"has {'x'.join(map(str, shape))} images; use --dataset "
                 f"{' or '.join(fits)} for {target}.")
-
-
-def writable_folder(folder: Path, option: str) -> Path:
-    """`folder`, created if needed; a ValueError naming `option` when it cannot be written (so
-    that nothing is trained whose results could not be written)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise PermissionError(13, "permission denied")
-    except OSError as error:
-        raise ValueError(f"cannot write into {folder} ({error.strerror or error}); pass {option} "
-                         "a writable folder.") from None
-    return folder
 
 
 def build_parser() -> argparse.ArgumentParser:

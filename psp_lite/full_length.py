@@ -21,7 +21,9 @@ import time
 from pathlib import Path
 
 from psp_lite import experiments, plots, results
+from psp_lite.checks import writable_folder
 from psp_lite.device import describe, pick_device
+from psp_lite.runs import QUICK
 from psp_lite.smoke import is_smoke
 from psp_lite.sweep import DEFAULT_LAMBDAS, sweep_configs
 from psp_lite.train import RunConfig, RunHistory, paper_config, run_many
@@ -41,8 +43,6 @@ SMOKE = dict(dataset="synthetic-mnist", epochs=2, train_subset=500, test_subset=
 def plan(*, seeds: int | None = None, epochs: int | None = None, quick: bool = False,
          smoke: bool = False, device: str = "auto") -> Plan:
     """The configs of every experiment of the pack (see the module's docstring)."""
-    from psp_lite.cli import QUICK
-
     n_seeds = seeds or (1 if quick else SMOKE["seeds"] if smoke else SEEDS)
     out: Plan = {}
     for name, real in DATASETS.items():
@@ -124,8 +124,6 @@ def run_cli(args: argparse.Namespace) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
-    from psp_lite.cli import writable_folder
-
     if args.dataset is not None:
         raise ValueError("reproduce all trains each experiment on its own dataset (Fig. 2 and 3: "
                          "MNIST; Table 1 and the λ sweep: Fashion-MNIST), so --dataset does not "

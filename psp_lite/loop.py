@@ -98,3 +98,17 @@ def record_epoch(history: RunHistory, epoch: int, seconds: float, train_loss: fl
         history.weights[epoch] = {
             name: p.detach().float().cpu().numpy().ravel().copy() for name, p in parameters
         }
+
+
+def rebuild(history: RunHistory, epoch: int | None = None) -> nn.Module:
+    """The trained network of `history` from its kept weights (default: the last epoch), in
+    eval mode on the CPU. Only for models without buffers (LeNet5): BN statistics are not kept."""
+    model = build_model(history.config.model)
+    if any(True for _ in model.buffers()):
+        raise ValueError(f"{history.config.model} has buffers (batch norm statistics) that runs "
+                         "do not keep; rebuild works for LeNet5.")
+    snapshot = history.weights[epoch or max(history.weights)]
+    state = {k: torch.from_numpy(np.asarray(snapshot[k])).reshape(v.shape)
+             for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    return model.eval()

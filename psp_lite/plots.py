@@ -20,9 +20,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from psp_lite.experiments import Results, SummaryRow
 from psp_lite.paper import paper_error
-from psp_lite.smoke import is_smoke
+from psp_lite.readings import spread_reading  # noqa: F401 - read beside the spread table
+from psp_lite.summary import Results, SummaryRow, sweep_points
 
 if TYPE_CHECKING:  # a sweep is read here, never run
     from psp_lite.sweep import SweepResult
@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # a sweep is read here, never run
 COLORS = {"none": "tab:gray", "l2": "tab:blue", "psp": "tab:red"}
 LABELS = {"none": "no regularization", "l2": "l2 (weight decay)", "psp": "PSP"}
 PAPER_PREFIX = "paper: "  # label prefix of the paper's reference lines (not a regime's curve)
-SAME_SPREAD = 0.02  # std ratios within 2 % of 1 count as "about as wide"
 KDE_SAMPLE = 20000  # values per layer used for a KDE line (the histogram uses all of them)
 
 
@@ -280,41 +279,6 @@ def spread_markdown(rows: list[SpreadRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def spread_reading(rows: list[SpreadRow], *, smoke: bool | None = None) -> str:
-    """What the spread table shows, layer by layer, beside what the paper says of Fig. 3:
-    l2 keeps weights closer to zero than PSP, except in conv1, where PSP is the tighter one."""
-    smoke = is_smoke() if smoke is None else smoke
-    by_layer: dict[str, dict[str, SpreadRow]] = {}
-    for r in rows:
-        by_layer.setdefault(r.layer, {})[r.regularizer] = r
-    pairs = {k: d for k, d in by_layer.items() if "l2" in d and "psp" in d}
-    if not pairs:
-        return "The table needs both l2 and PSP runs to compare them."
-    ratios = {k: d["psp"].std / d["l2"].std for k, d in pairs.items()}
-
-    def compared(q: float) -> str:
-        if abs(q - 1) < SAME_SPREAD:
-            return "about as wide as l2"
-        return f"{'wider' if q > 1 else 'narrower'} than l2"
-
-    said = "; ".join(f"{k}: PSP {compared(q)} (std ratio {q:.2f})" for k, q in ratios.items())
-    text = [f"In these networks: {said}."]
-    first, rest = next(iter(ratios)), list(ratios)[1:]
-    text.append(f"The paper describes PSP as wider than l2 in every layer except {first}, where "
-                "it is the narrower one.")
-    if smoke:
-        text.insert(0, "SMOKE RUN: a network trained for seconds has barely left its "
-                       "initialization, so these spreads say nothing about the paper's claim.")
-        return " ".join(text)
-    expected = {first: False, **{k: True for k in rest}}  # paper: PSP wider except the first
-    agree = [k for k, wider in expected.items()
-             if abs(ratios[k] - 1) >= SAME_SPREAD and (ratios[k] > 1) == wider]
-    text.append(f"{len(agree)} of the {len(ratios)} layers here match that "
-                f"({', '.join(agree) or 'none'}); a std ratio within {SAME_SPREAD:.0%} of 1 "
-                "counts as no difference.")
-    return " ".join(text)
-
-
 def u_curve(result: SweepResult, ax: Axes | None = None, highlight: str | None = None) -> Figure:
     """Final test error vs lambda (log x), one line per regularizer, no regularization dashed."""
     if ax is None:
@@ -372,8 +336,6 @@ def sweep_curves(groups: Results, own=None, ax: Axes | None = None,
     """A λ sweep over seeds: late-epoch test error vs λ (log x) per regularizer, the mean over
     seeds with a min-max band; no regularization as a dashed line. `own` (a
     `sweep.SweepResult`, one seed) adds its final errors as thin dotted lines."""
-    from psp_lite.results import sweep_points
-
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.4, 4.2))
     points = sweep_points(groups)
     for reg, pts in points.items():

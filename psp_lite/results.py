@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from psp_lite.train import RunConfig, RunHistory
+from psp_lite.runs import RunConfig, RunHistory
+from psp_lite.summary import finished, sweep_points
 
 #: Layout of a pack; bump when the files change.
 FORMAT = 1
@@ -355,26 +356,6 @@ def summary_table(pack: Pack | None, experiment: str) -> str:
     if pack is None:
         return ""
     return experiments.to_markdown(experiments.summarize(finished(pack.results(experiment))))
-
-
-def finished(groups: Groups) -> Groups:
-    """`groups` without the runs that diverged (and without groups left empty)."""
-    kept = {g: [h for h in hs if h.diverged_at is None] for g, hs in groups.items()}
-    return {g: hs for g, hs in kept.items() if hs}
-
-
-def sweep_points(groups: Groups) -> dict[str, list[tuple[float, list[float]]]]:
-    """Per regularizer ("none", "psp", "l2"): (λ, late-epoch mean test error of each finished
-    seed), λ ascending; the window is `experiments.late_epochs` of the run's length."""
-    from psp_lite.experiments import late_epochs
-
-    points: dict[str, dict[float, list[float]]] = {}
-    for hs in finished(groups).values():
-        for h in hs:
-            c = h.config
-            points.setdefault(c.regularizer, {}).setdefault(c.lam, []).append(
-                h.final_error(late_epochs(c.epochs)))
-    return {reg: sorted(by_lam.items()) for reg, by_lam in points.items()}
 
 
 def sweep_table(pack: Pack | None) -> str:

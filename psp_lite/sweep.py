@@ -29,6 +29,7 @@ from psp_lite import cache
 from psp_lite.checks import positive_int_arg
 from psp_lite.data import TensorData, load_dataset
 from psp_lite.device import device_name
+from psp_lite.readings import sweep_reading
 from psp_lite.regularizers import check_lambda
 from psp_lite.runner import (
     FailedRun,
@@ -244,50 +245,7 @@ def train_one(result: SweepResult, regularizer: str, lam: float, *,
     return history
 
 
-def standard_error(error_percent: float, n_test: int) -> float:
-    """Binomial standard error (percentage points) of a test error measured on n_test images."""
-    p = min(max(error_percent / 100, 0.0), 1.0)
-    return 100 * math.sqrt(max(p * (1 - p), 1e-4) / max(n_test, 1))
-
-
-def reading(result: SweepResult, *, smoke: bool | None = None) -> str:
-    """What the final-error-vs-lambda curves show, in words, with the noise level stated."""
-    from psp_lite.data import SIZES
-    from psp_lite.smoke import is_smoke
-
-    smoke = is_smoke() if smoke is None else smoke
-    n_test = result.base.test_subset or SIZES[result.base.dataset][1]
-    base = result.baseline
-    lines = []
-    if smoke:
-        lines.append("SMOKE RUN: a tiny subset and 1-2 epochs, so the numbers below only show "
-                     "that the code runs; they say nothing about PSP or l2.")
-    for reg in ("psp", "l2"):
-        points = result.final_errors(reg)
-        if not points:
-            continue
-        lam, best = min(points, key=lambda item: item[1])
-        noise = 2 * standard_error(best, n_test)
-        small = base.final_error() if base is not None else points[0][1]
-        large = points[-1][1]
-        text = f"{_NAMES[reg]}: lowest final test error {best:.2f} % at λ={lam:g}"
-        if base is not None:
-            text += (f" ({best - base.final_error():+.2f} points vs no regularization, "
-                     f"{base.final_error():.2f} %)")
-        text += f"; the largest λ={points[-1][0]:g} gives {large:.2f} %. "
-        if small - best > noise and large - best > noise:
-            text += "Both ends are clearly worse than the middle: a U-shaped curve."
-        elif large - best > noise:
-            text += ("Too much regularization clearly hurts, but below the best λ the curve is "
-                     "flat within the noise: no clear U here (more epochs or less data would "
-                     "let the unregularized net overfit more).")
-        else:
-            text += "The curve is flat within the noise."
-        lines.append(text)
-    lines.append(f"Noise: two standard errors of a test error measured on {n_test} images are "
-                 f"about ±{2 * standard_error(small if base else 10.0, n_test):.1f} points; "
-                 "one seed per λ.")
-    return "\n".join(lines)
+reading = sweep_reading  # the sweep's reading, where notebooks look for it
 
 
 # ----------------------------------------------------------------------------- psp-lite sweep

@@ -10,12 +10,12 @@ import pytest
 import psp_lite.train
 from psp_lite import cache, cli
 from psp_lite.data import load_dataset
+from psp_lite.readings import standard_error
+from psp_lite.readings import sweep_reading as reading
 from psp_lite.sweep import (
     DEFAULT_LAMBDAS,
     default_snapshots,
-    reading,
     snapshot_for,
-    standard_error,
     sweep,
     sweep_configs,
     train_one,
