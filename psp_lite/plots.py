@@ -21,14 +21,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from psp_lite.experiments import Results, SummaryRow
+from psp_lite.names import COLORS, LABELS, WITH_LAMBDA
 from psp_lite.paper import paper_error
 from psp_lite.smoke import is_smoke
 
 if TYPE_CHECKING:  # a sweep is read here, never run
     from psp_lite.sweep import SweepResult
 
-COLORS = {"none": "tab:gray", "l2": "tab:blue", "psp": "tab:red"}
-LABELS = {"none": "no regularization", "l2": "l2 (weight decay)", "psp": "PSP"}
 PAPER_PREFIX = "paper: "  # label prefix of the paper's reference lines (not a regime's curve)
 SAME_SPREAD = 0.02  # std ratios within 2 % of 1 count as "about as wide"
 KDE_SAMPLE = 20000  # values per layer used for a KDE line (the histogram uses all of them)
@@ -321,7 +320,7 @@ def u_curve(result: SweepResult, ax: Axes | None = None, highlight: str | None =
         fig = Figure(figsize=(6, 4), dpi=100)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
-    for reg in ("psp", "l2"):
+    for reg in WITH_LAMBDA:
         points = result.final_errors(reg)
         if not points:
             continue
@@ -334,7 +333,7 @@ def u_curve(result: SweepResult, ax: Axes | None = None, highlight: str | None =
                    label=LABELS["none"])
     ax.set(xscale="log", xlabel="λ", ylabel="final test error [%]",
            title=f"Final test error vs λ (epoch {result.epochs})")
-    errors = [e for reg in ("psp", "l2") for _, e in result.final_errors(reg)]
+    errors = [e for reg in WITH_LAMBDA for _, e in result.final_errors(reg)]
     if errors and max(errors) > 3 * min(errors):  # a few collapsed runs would squash the rest
         ax.set_yscale("log")
     ax.grid(alpha=0.3, which="both")
@@ -389,7 +388,7 @@ def sweep_curves(groups: Results, own=None, ax: Axes | None = None,
         ax.fill_between(lams, [e.min() for e in errors], [e.max() for e in errors],
                         color=color, alpha=0.2, lw=0)
     if own is not None:
-        for reg in ("psp", "l2"):
+        for reg in WITH_LAMBDA:
             mine = own.final_errors(reg)
             if mine:
                 ax.plot(*zip(*mine, strict=True), ":", marker=".", color=COLORS[reg], lw=1,

@@ -18,9 +18,9 @@ from psp_lite.data import (
 )
 from psp_lite.device import parse_device, pick_device
 from psp_lite.models import canonical_model, check_input_shape
+from psp_lite.names import REGULARIZERS
 from psp_lite.regularizers import check_lambda, check_normalization
 
-REGULARIZERS = ("none", "l2", "psp")
 #: "bfloat16" runs each training forward pass under autocast; parameters, optimizer, the PSP
 #: penalty's sums and the evaluation stay in float32.
 PRECISIONS = ("float32", "bfloat16")
