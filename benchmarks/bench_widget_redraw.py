@@ -31,11 +31,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from redraw_timing import median_ms, time_redraws, tour  # noqa: E402
 
 from psp_lite import plots  # noqa: E402
 from psp_lite.plots import u_curve  # noqa: E402
 from psp_lite.sweep import SweepResult, snapshot_for, sweep  # noqa: E402
-from psp_lite.widgets import ExplorerState, LambdaExplorer, median_ms  # noqa: E402
+from psp_lite.widgets import ExplorerState, LambdaExplorer  # noqa: E402
 
 
 def plots_redraw(result: SweepResult, state: ExplorerState) -> None:
@@ -89,9 +90,9 @@ def main() -> None:
     explorer = LambdaExplorer(result)
     build = time.perf_counter() - start
     explorer.ui()
-    explorer.time_redraws(4)  # first sight of each regularizer draws its background once
-    states = explorer.tour(args.changes)
-    widget = explorer.time_redraws(args.changes, states)
+    time_redraws(explorer, 4)  # first sight of each regularizer draws its background once
+    states = tour(explorer, args.changes)
+    widget = time_redraws(explorer, args.changes, states)
     full, cold = [], []
     for state in states[:args.reference_changes]:
         t = time.perf_counter()

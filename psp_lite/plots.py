@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from psp_lite.names import COLORS, LABELS, WITH_LAMBDA
 from psp_lite.paper import paper_error
 from psp_lite.readings import spread_reading  # noqa: F401 - read beside the spread table
 from psp_lite.summary import Results, SummaryRow, sweep_points
@@ -27,8 +28,6 @@ from psp_lite.summary import Results, SummaryRow, sweep_points
 if TYPE_CHECKING:  # a sweep is read here, never run
     from psp_lite.sweep import SweepResult
 
-COLORS = {"none": "tab:gray", "l2": "tab:blue", "psp": "tab:red"}
-LABELS = {"none": "no regularization", "l2": "l2 (weight decay)", "psp": "PSP"}
 PAPER_PREFIX = "paper: "  # label prefix of the paper's reference lines (not a regime's curve)
 KDE_SAMPLE = 20000  # values per layer used for a KDE line (the histogram uses all of them)
 
@@ -285,7 +284,7 @@ def u_curve(result: SweepResult, ax: Axes | None = None, highlight: str | None =
         fig = Figure(figsize=(6, 4), dpi=100)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
-    for reg in ("psp", "l2"):
+    for reg in WITH_LAMBDA:
         points = result.final_errors(reg)
         if not points:
             continue
@@ -298,7 +297,7 @@ def u_curve(result: SweepResult, ax: Axes | None = None, highlight: str | None =
                    label=LABELS["none"])
     ax.set(xscale="log", xlabel="λ", ylabel="final test error [%]",
            title=f"Final test error vs λ (epoch {result.epochs})")
-    errors = [e for reg in ("psp", "l2") for _, e in result.final_errors(reg)]
+    errors = [e for reg in WITH_LAMBDA for _, e in result.final_errors(reg)]
     if errors and max(errors) > 3 * min(errors):  # a few collapsed runs would squash the rest
         ax.set_yscale("log")
     ax.grid(alpha=0.3, which="both")
@@ -351,7 +350,7 @@ def sweep_curves(groups: Results, own=None, ax: Axes | None = None,
         ax.fill_between(lams, [e.min() for e in errors], [e.max() for e in errors],
                         color=color, alpha=0.2, lw=0)
     if own is not None:
-        for reg in ("psp", "l2"):
+        for reg in WITH_LAMBDA:
             mine = own.final_errors(reg)
             if mine:
                 ax.plot(*zip(*mine, strict=True), ":", marker=".", color=COLORS[reg], lw=1,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from psp_lite.data import SIZES, TITLES
+from psp_lite.names import WITH_LAMBDA, short_name
 from psp_lite.runs import paper_config
 from psp_lite.smoke import is_smoke
 from psp_lite.summary import Results, SummaryRow
@@ -17,14 +18,13 @@ if TYPE_CHECKING:  # readings take these as numbers; they never run a sweep or d
     from psp_lite.plots import SpreadRow
     from psp_lite.sweep import SweepResult
 
-NAMES = {"none": "no regularization", "l2": "l2", "psp": "PSP"}
 SAME_SPREAD = 0.02  # weight std ratios within 2 % of 1 count as "about as wide"
 
 
 def _gap(psp: SummaryRow, base: SummaryRow) -> str:
     """One sentence on PSP vs `base` in this run, with what the seeds allow us to say."""
     diff = base.ours_mean - psp.ours_mean
-    name = NAMES.get(base.regularizer, base.regularizer)
+    name = short_name(base.regularizer)
     if abs(diff) < 0.005:
         said = f"PSP and {name} gave the same test error ({psp.ours_mean:.2f} %)"
     else:
@@ -55,7 +55,7 @@ def z2_reading(results: Results, *, smoke: bool | None = None) -> str:
                                                                                   .mean()))
     epochs = len(next(iter(results.values()))[0].z2)
     moved = "; ".join(
-        f"{NAMES.get(r, r)} {last[r]:.3g} ({'up' if last[r] > first[r] else 'down'} from "
+        f"{short_name(r)} {last[r]:.3g} ({'up' if last[r] > first[r] else 'down'} from "
         f"{first[r]:.3g} after epoch 1)" for r in results)
     text = [f"Layer-mean <z^2> on the test set after epoch {epochs}: {moved}."]
     if "psp" in last and len(last) > 1 and not smoke:
@@ -68,7 +68,7 @@ def z2_reading(results: Results, *, smoke: bool | None = None) -> str:
             text.append(f"PSP's is the lowest, {min(others) / last['psp']:.1f} times below the "
                         "next one, as in the paper's Fig. 2b.")
         else:
-            text.append(f"PSP's is not the lowest here ({NAMES.get(lowest, lowest)}'s is), "
+            text.append(f"PSP's is not the lowest here ({short_name(lowest)}'s is), "
                         "unlike the paper's Fig. 2b.")
     text.append("The paper describes <z^2> as growing without regularization, growing to a "
                 "plateau with l2, and staying low and slowly falling with PSP.")
@@ -183,7 +183,7 @@ def sweep_reading(result: SweepResult, *, smoke: bool | None = None) -> str:
     if smoke:
         lines.append("SMOKE RUN: a tiny subset and 1-2 epochs, so the numbers below only show "
                      "that the code runs; they say nothing about PSP or l2.")
-    for reg in ("psp", "l2"):
+    for reg in WITH_LAMBDA:
         points = result.final_errors(reg)
         if not points:
             continue
@@ -191,7 +191,7 @@ def sweep_reading(result: SweepResult, *, smoke: bool | None = None) -> str:
         noise = 2 * standard_error(best, n_test)
         small = base.final_error() if base is not None else points[0][1]
         large = points[-1][1]
-        text = f"{NAMES[reg]}: lowest final test error {best:.2f} % at λ={lam:g}"
+        text = f"{short_name(reg)}: lowest final test error {best:.2f} % at λ={lam:g}"
         if base is not None:
             text += (f" ({best - base.final_error():+.2f} points vs no regularization, "
                      f"{base.final_error():.2f} %)")

@@ -18,9 +18,9 @@ from psp_lite.data import (
 )
 from psp_lite.device import parse_device, pick_device
 from psp_lite.models import canonical_model, check_input_shape
+from psp_lite.names import REGULARIZERS, short_name
 from psp_lite.regularizers import check_lambda, check_normalization
 
-REGULARIZERS = ("none", "l2", "psp")
 #: "bfloat16" runs each training forward pass under autocast; parameters, optimizer, the PSP
 #: penalty's sums and the evaluation stay in float32.
 PRECISIONS = ("float32", "bfloat16")
@@ -99,8 +99,8 @@ class RunConfig:
     def label(self) -> str:
         """Short legend label, e.g. 'PSP (λ=1e-03)'."""
         if self.regularizer == "none":
-            return "no regularization"
-        return f"{'PSP' if self.regularizer == 'psp' else 'l2'} (λ={self.lam:.0e})"
+            return short_name("none")
+        return f"{short_name(self.regularizer)} (λ={self.lam:.0e})"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

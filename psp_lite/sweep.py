@@ -29,6 +29,7 @@ from psp_lite import cache
 from psp_lite.checks import positive_int_arg
 from psp_lite.data import TensorData, load_dataset
 from psp_lite.device import device_name
+from psp_lite.names import WITH_LAMBDA, short_name
 from psp_lite.readings import sweep_reading
 from psp_lite.regularizers import check_lambda
 from psp_lite.runner import (
@@ -116,9 +117,9 @@ class SweepResult:
     def table(self) -> str:
         """Final test error (%) vs lambda as a Markdown table, one column per regularizer."""
         tried = {*self.runs, *self.diverged}
-        regs = [r for r in ("psp", "l2") if any(k[0] == r for k in tried)]
+        regs = [r for r in WITH_LAMBDA if any(k[0] == r for k in tried)]
         lams = sorted({lam for r, lam in tried if r in regs})
-        head = "| λ | " + " | ".join(f"{_NAMES[r]}: test error %" for r in regs) + " |"
+        head = "| λ | " + " | ".join(f"{short_name(r)}: test error %" for r in regs) + " |"
         lines = [head, "|---" * (len(regs) + 1) + "|"]
         if self.baseline is not None:
             err = f"{self.baseline.final_error():.2f}"
@@ -133,8 +134,6 @@ class SweepResult:
             lines.append(f"| {lam:.2g} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
 
-
-_NAMES = {"psp": "PSP", "l2": "l2", "none": "none"}
 
 
 def _diverged_marker(config: RunConfig, data: TensorData) -> Path:
@@ -233,7 +232,7 @@ def train_one(result: SweepResult, regularizer: str, lam: float, *,
               data_dir: str | Path | None = None, progress: bool = True,
               runner: str | Runner = "local") -> RunHistory:
     """Train (or load) one more lambda under the sweep's protocol and add it to `result`."""
-    if regularizer not in ("psp", "l2"):
+    if regularizer not in WITH_LAMBDA:
         raise ValueError(f"regularizer must be 'psp' or 'l2', got {regularizer!r}.")
     check_lambda(lam)
     if not (lam > 0 and math.isfinite(lam)):
@@ -292,10 +291,10 @@ def run_cli(args: argparse.Namespace) -> list[Path]:
     table = result.table()
     print(f"Final test error (%) after {result.epochs} epoch(s), {args.dataset}, seed {args.seed}:")
     print(table)
-    for reg in ("psp", "l2"):
+    for reg in WITH_LAMBDA:
         if result.lambdas(reg):
             lam, err = result.best(reg)
-            print(f"lowest {_NAMES[reg]}: {err:.2f} % at λ={lam:g}")
+            print(f"lowest {short_name(reg)}: {err:.2f} % at λ={lam:g}")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     md, png = out / "sweep_table.md", out / "sweep_u_curve.png"

@@ -4,6 +4,7 @@ callbacks record what they drew, and the notebook's sliders can be moved from th
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 
@@ -12,11 +13,14 @@ import numpy as np
 import pytest
 from notebook_runner import run_notebook
 
-from psp_lite.plots import LABELS, u_curve
+from psp_lite.explorer import ExplorerFigure
+from psp_lite.names import LABELS
+from psp_lite.plots import u_curve
 from psp_lite.sweep import SweepResult, sweep
 from psp_lite.widgets import ExplorerState, LambdaExplorer, format_lambda
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "08_lambda_explorer.ipynb"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "08_lambda_explorer.ipynb"
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +66,13 @@ def test_render_puts_the_chosen_run_into_the_highlight_and_histograms(explorer, 
                                h.weights[1]["fc1.weight"].size, counts)
     assert "l2, λ = 1.0e-02, epoch 1" in explorer.suptitle.get_text()
     assert fig is explorer.figure and explorer.last.png_sha1 is None
+    # the lambda curve: the chosen regularizer's line in front, the other one faded
+    assert explorer.u_lines["l2"].get_alpha() == 1.0 and explorer.u_lines["psp"].get_alpha() < 1
+
+
+def test_the_figure_without_widgets_draws_what_the_explorer_shows(explorer, result):
+    state = ExplorerState("psp", 1e-4, 2)
+    assert ExplorerFigure(result).png(state) == explorer.png(state)
 
 
 def test_lambda_zero_is_the_unregularized_run_and_epochs_are_clipped(explorer, result):
@@ -129,12 +140,26 @@ def test_train_button_adds_a_new_lambda_to_the_slider(own_explorer, tmp_path, mo
     assert "could not train" in c.status.value and len(result.lambdas("psp")) == 4
 
 
-def test_timed_redraws_draw_every_state_of_the_tour_and_restore_the_sliders(explorer):
+@pytest.fixture(scope="module")
+def redraw_timing():
+    """benchmarks/redraw_timing.py, the harness that bench_widget_redraw.py times with."""
+    spec = importlib.util.spec_from_file_location("redraw_timing",
+                                                  ROOT / "benchmarks" / "redraw_timing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_timed_redraws_draw_every_state_of_the_tour_and_restore_the_sliders(explorer,
+                                                                             redraw_timing):
     start = ExplorerState("psp", 1e-4, 2)
     explorer.ui(start)
-    tour = explorer.tour(20)
+    tour = redraw_timing.tour(explorer, 20)
     n = len(explorer.draws)
-    seconds = explorer.time_redraws(20)  # how fast is measured in benchmarks/, not here
+    # how fast is measured in benchmarks/, not here
+    seconds = redraw_timing.time_redraws(explorer, 20)
+    ordered = sorted(seconds)
+    assert redraw_timing.median_ms(seconds) == pytest.approx(500 * (ordered[9] + ordered[10]))
     assert len(seconds) == 20 and all(s > 0 for s in seconds)
     assert tour[0] != start and all(a != b for a, b in zip(tour, tour[1:], strict=False))
     assert {s.regularizer for s in tour} == {"psp", "l2"} and {s.epoch for s in tour} == {1, 2, 3}

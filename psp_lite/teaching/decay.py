@@ -13,7 +13,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from psp_lite.potentials import capture, mean_square
+from psp_lite.potentials import OUTPUT, capture, mean_square
 from psp_lite.regularizers import check_lambda
 from psp_lite.teaching.toy import single_thread
 
@@ -61,7 +61,7 @@ def plot_mean_z2_during_decay(trajectories: Mapping[str, Mapping[str, np.ndarray
             if title == predicted:
                 ax.plot(steps, bias_free_relu_prediction(values[0], l, lam, steps), lw=6,
                         alpha=0.25, color=f"C{l - 1}")
-            label = f"layer {l}" + (" (logits)" if name == "output" else "")
+            label = f"layer {l}" + (" (logits)" if name == OUTPUT else "")
             ax.plot(steps, values, color=f"C{l - 1}", label=label)
         ax.set(yscale="log", xlabel="weight-decay step t", ylabel="<z²> per layer", title=title)
         ax.grid(alpha=0.3)
