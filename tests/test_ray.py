@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from psp_lite import cache, cli, runner
+from psp_lite.data import load_dataset
 from psp_lite.runner import CLUSTER_EXTRA, CRASH_ONCE_ENV, FailedRun, run_configs
 from psp_lite.sweep import sweep
 from psp_lite.train import RunConfig, RunHistory, TrainingDiverged
@@ -43,6 +44,13 @@ def ray_local():
     yield ray
     ray.shutdown()
     torch.set_num_threads(threads)
+
+
+def cached(config: RunConfig) -> bool:
+    """Whether the driver's cache holds `config`'s history (keyed by its data's fingerprint)."""
+    data = load_dataset(config.dataset, device="cpu", train_subset=config.train_subset,
+                        test_subset=config.test_subset)
+    return cache.load(config, data.fingerprint) is not None
 
 
 @pytest.fixture
@@ -90,7 +98,7 @@ def test_a_sweep_through_ray_equals_the_local_one_and_reuses_the_cache(
     assert len(submitted) == 4 and sorted(remote.runs) == sorted(local.runs)
     for key, history in local.runs.items():
         assert_same_numbers(remote.runs[key], history)
-        assert cache.load(history.config) is not None  # written to the driver's cache
+        assert cached(history.config)  # written to the driver's cache
 
     more = sweep(**{**TINY, "psp_lambdas": (1e-3, 1e-2, 3e-2)}, runner="ray")
     assert [(c.regularizer, c.lam) for c in submitted[4:]] == [("psp", 3e-2)]  # only the new one
@@ -128,7 +136,7 @@ def test_a_diverging_run_is_reported_not_retried_and_the_rest_complete(
     assert isinstance(failed.error, TrainingDiverged) and failed.diverged
     assert "nan" in str(failed) and failed.config == configs[2]
     assert sorted(i for i, _ in reported) == [0, 1, 2]
-    assert cache.load(configs[2]) is None  # a diverged run is not cached as a history
+    assert not cached(configs[2])  # a diverged run is not cached as a history
     assert len(submitted) == 3  # each sent once: no retry for a run's own failure
 
 
@@ -144,7 +152,7 @@ def test_ctrl_c_keeps_every_arrived_run_and_the_next_call_trains_only_the_rest(
 
     with pytest.raises(KeyboardInterrupt):
         run_configs(configs, runner="ray", progress=False, on_result=interrupt_at_second)
-    kept = [c for c in configs if cache.load(c) is not None]
+    kept = [c for c in configs if cached(c)]
     assert {configs[i] for i in arrived} <= set(kept) and len(kept) < 4
     assert not list(isolated_cache.glob(".tmp-*"))
 
@@ -152,7 +160,7 @@ def test_ctrl_c_keeps_every_arrived_run_and_the_next_call_trains_only_the_rest(
     outcomes = run_configs(configs, runner="ray", progress=False)
     assert sorted(c.seed for c in submitted) == sorted(c.seed for c in configs if c not in kept)
     assert all(isinstance(o, RunHistory) for o in outcomes)
-    assert all(cache.load(c) is not None for c in configs)
+    assert all(cached(c) for c in configs)
 
 
 def test_reproduce_with_ray_and_the_explorers_train_button_go_through_ray(
@@ -233,4 +241,6 @@ def test_auto_device_is_resolved_on_the_driver_from_the_gpus_each_task_gets():
         runner._resolve_for_ray(dataclasses.replace(BASE, device="cuda"), no_gpus)
     # the key the driver caches under is the key of the config the worker trains
     resolved = runner._resolve_for_ray(auto, on_gpus)
-    assert cache.key(resolved) == cache.key(dataclasses.replace(BASE, device="cuda"))
+    fingerprint = {"name": "synthetic-mnist"}
+    assert cache.key(resolved, fingerprint) == cache.key(
+        dataclasses.replace(BASE, device="cuda"), fingerprint)
