@@ -108,6 +108,7 @@ def reproduce(args: argparse.Namespace) -> list[Path]:
     models = args.models if args.target == "table2" else [None]
     check_dataset_fits(args.target, dataset, [m or "lenet5" for m in models])
     device = pick_device(args.device)  # an absent device is refused before anything runs
+    runner = runner_from_cli(args)  # so is a missing Ray, before the output folder is made
     out = writable_folder(args.out, "--out")
     overrides = dict(QUICK.get(dataset, {})) if args.quick else {}
     lams = dict(QUICK_LAMS.get(dataset, {})) if args.quick else {}
@@ -117,7 +118,6 @@ def reproduce(args: argparse.Namespace) -> list[Path]:
             # to fit (as notebook 07)
             overrides.update(experiments.cifar_schedule(args.epochs))
     seeds = tuple(range(1 if args.quick else args.seeds or 1))
-    runner = runner_from_cli(args)
     where = (describe(device) if runner.kind == "local"
              else f"Ray ({runner.address or 'started on this machine'})")
     print(f"psp-lite reproduce {args.target}: {dataset}, seeds {list(seeds)}, "
