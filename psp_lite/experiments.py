@@ -14,6 +14,7 @@ from psp_lite.device import device_name
 from psp_lite.loop import rebuild
 from psp_lite.readings import reading, z2_reading
 from psp_lite.runner import Runner, histories_or_raise, run_configs
+from psp_lite.runs import Protocol, protocol
 from psp_lite.smoke import is_smoke
 from psp_lite.summary import (
     Results,
@@ -28,9 +29,10 @@ from psp_lite.train import paper_config
 
 #: Reading an experiment's runs lives in summary, readings, cross_layer and loop; the notebooks
 #: find those names here too.
-__all__ = ["DatasetChoice", "PullRow", "Results", "SummaryRow", "choose_dataset", "cifar_schedule",
-           "compare", "cross_layer_pull", "late_epochs", "pull_markdown", "reading", "rebuild",
-           "summarize", "timing", "to_markdown", "write_table", "z2_reading"]
+__all__ = ["DatasetChoice", "Protocol", "PullRow", "Results", "SummaryRow", "choose_dataset",
+           "cifar_schedule", "compare", "cross_layer_pull", "late_epochs", "protocol",
+           "pull_markdown", "reading", "rebuild", "summarize", "timing", "to_markdown",
+           "write_table", "z2_reading"]
 
 
 def compare(

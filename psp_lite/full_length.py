@@ -24,7 +24,7 @@ from psp_lite import experiments, plots, results
 from psp_lite.checks import writable_folder
 from psp_lite.device import describe, pick_device
 from psp_lite.names import REGULARIZERS
-from psp_lite.runs import QUICK
+from psp_lite.runs import AUTHORS_SEEDS, QUICK
 from psp_lite.smoke import is_smoke
 from psp_lite.sweep import DEFAULT_LAMBDAS, sweep_configs
 from psp_lite.train import RunConfig, RunHistory, paper_config, run_many
@@ -34,7 +34,7 @@ Plan = dict[str, dict[str, list[RunConfig]]]  # experiment -> group -> one confi
 #: The experiments' real datasets (the sweep runs on Table 1's).
 DATASETS = {"fig2": "mnist", "table1": "fashion-mnist"}
 #: The authors' seed count for Fig. 2 and Table 1; the sweep uses at most SWEEP_SEEDS.
-SEEDS, SWEEP_SEEDS = 10, 3
+SEEDS, SWEEP_SEEDS = AUTHORS_SEEDS, 3
 #: Smoke mode: synthetic images, tiny subsets, 2 seeds x 2 epochs, three λ per regularizer.
 SMOKE = dict(dataset="synthetic-mnist", epochs=2, train_subset=500, test_subset=200, seeds=2,
              lambdas=(1e-4, 1e-3, 1e-2))

@@ -167,6 +167,30 @@ def paper_config(
                         **overrides})
 
 
+#: Seeds per regularizer in the authors' code for LeNet5 (the paper states none).
+AUTHORS_SEEDS = 10
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A published protocol's numbers, for a notebook's parameters cell (from `paper_config`)."""
+
+    epochs: int
+    seeds: int
+    lams: dict[str, float]  # per regularizer with a lambda
+    normalization: str
+    train_images: int  # the whole training set
+
+
+def protocol(dataset: str, model: str | None = None) -> Protocol:
+    """The published protocol for `dataset`: for LeNet5 (MNIST, Fashion-MNIST) the epochs and
+    seeds of the authors' code, for CIFAR-10 the paper's 450 epochs; the lambdas of both."""
+    psp = paper_config(dataset, "psp", model)
+    return Protocol(epochs=psp.epochs, seeds=AUTHORS_SEEDS,
+                    lams={r: paper_config(dataset, r, model).lam for r in ("l2", "psp")},
+                    normalization=psp.normalization, train_images=SIZES[psp.dataset][0])
+
+
 #: --quick: a short but real protocol (one seed, real data) that ends in minutes on a laptop CPU.
 #: Fashion-MNIST: scarce data, where PSP's effect on test error shows soonest (measured with
 #: scripts/cheapest_protocol.py over 3 seeds: after 20 epochs PSP at lambda 1e-2 is 0.56 +- 0.10

@@ -211,3 +211,13 @@ def test_pull_markdown_marks_sources_that_cannot_reach_a_layer():
     table = experiments.pull_markdown(rows)
     assert "| conv1 | 25% | 75% | **75%** |" in table
     assert "| fc2 | — | 100% | **0%** |" in table
+
+
+def test_protocol_gives_the_notebooks_the_published_numbers():
+    from psp_lite.experiments import protocol
+
+    mnist, fashion, cifar = (protocol(d) for d in ("mnist", "fashion-mnist", "cifar10"))
+    assert (mnist.epochs, mnist.seeds, mnist.lams) == (50, 10, {"l2": 1e-4, "psp": 1e-3})
+    assert (fashion.epochs, fashion.train_images) == (150, 60000)
+    assert (cifar.epochs, cifar.lams["l2"], cifar.train_images) == (450, 5e-4, 50000)
+    assert mnist.normalization == "reference"
