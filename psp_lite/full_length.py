@@ -20,12 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-from psp_lite import experiments, plots, results
+from psp_lite import experiments, pack_views, plots, results
 from psp_lite.checks import writable_folder
 from psp_lite.device import describe, pick_device
 from psp_lite.names import REGULARIZERS
 from psp_lite.runs import AUTHORS_SEEDS, QUICK
 from psp_lite.smoke import is_smoke
+from psp_lite.summary import finished
 from psp_lite.sweep import DEFAULT_LAMBDAS, sweep_configs
 from psp_lite.train import RunConfig, RunHistory, paper_config, run_many
 
@@ -93,15 +94,15 @@ def write_figures(pack: results.Pack, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for name in ("fig2", "table1"):
-        groups = results.finished(pack.results(name))
+        groups = finished(pack.results(name))
         rows = experiments.summarize(groups)
         written += experiments.write_table(rows, folder / name)
     spread = plots.weight_spread(pack.results("fig3"))
     written.append(folder / "fig3_spread.md")
     written[-1].write_text(plots.spread_markdown(spread))
     written.append(folder / "sweep_table.md")
-    written[-1].write_text(results.sweep_table(pack))
-    fig2, table1 = (results.finished(pack.results(n)) for n in ("fig2", "table1"))
+    written[-1].write_text(pack_views.sweep_table(pack))
+    fig2, table1 = (finished(pack.results(n)) for n in ("fig2", "table1"))
     figures = {
         "fig2a_test_error": lambda: plots.test_error_curves(fig2),
         "fig2b_z2": lambda: plots.z2_curves(fig2),
@@ -162,7 +163,7 @@ def run_cli(args: argparse.Namespace) -> list[Path]:
     written = [results.write_pack(trained, out, manifest_extra=extra)]
     pack = results.load_pack(out)
     written += write_figures(pack, out / "figures")
-    print(results.describe(pack))
+    print(pack_views.describe(pack))
     for name in ("fig2", "table1"):
-        print(experiments.to_markdown(experiments.summarize(results.finished(pack.results(name)))))
+        print(experiments.to_markdown(experiments.summarize(finished(pack.results(name)))))
     return written

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from psp_lite import cache, cli, runner
+from psp_lite import cache, cli, ray_runner
 from psp_lite.data import load_dataset
 from psp_lite.runner import CLUSTER_EXTRA, CRASH_ONCE_ENV, FailedRun, run_configs
 from psp_lite.sweep import sweep
@@ -63,13 +63,13 @@ def isolated_cache(tmp_path, monkeypatch):
 def submitted(monkeypatch):
     """The configs the driver sends to Ray."""
     sent: list[RunConfig] = []
-    real = runner._submit
+    real = ray_runner._submit
 
     def counting(task, config, data_dir):
         sent.append(config)
         return real(task, config, data_dir)
 
-    monkeypatch.setattr(runner, "_submit", counting)
+    monkeypatch.setattr(ray_runner, "_submit", counting)
     return sent
 
 
@@ -210,13 +210,13 @@ class NotConnected:
 
 
 @pytest.mark.parametrize("address, error, text", [
-    ("127.0.0.1:1", runner.RayUnavailable, "nothing answers at the Ray address '127.0.0.1:1'"),
-    ("ray://127.0.0.1:1", runner.RayUnavailable, "ray start --head"),
+    ("127.0.0.1:1", ray_runner.RayUnavailable, "nothing answers at the Ray address '127.0.0.1:1'"),
+    ("ray://127.0.0.1:1", ray_runner.RayUnavailable, "ray start --head"),
     ("head-node", ValueError, "HOST:PORT"),
 ])
 def test_an_unreachable_or_malformed_address_fails_at_once(address, error, text):
     with pytest.raises(error, match=re.escape(text)):
-        runner.connect(NotConnected, address)
+        ray_runner.connect(NotConnected, address)
 
 
 class FakeCluster:
@@ -229,18 +229,18 @@ class FakeCluster:
 
 def test_auto_device_is_resolved_on_the_driver_from_the_gpus_each_task_gets():
     auto = dataclasses.replace(BASE, device="auto")
-    on_gpus = runner._task_options(FakeCluster(4), None, [auto])
+    on_gpus = ray_runner._task_options(FakeCluster(4), None, [auto])
     assert (on_gpus["num_gpus"], on_gpus["num_cpus"], on_gpus["max_retries"]) == (1, 1, 2)
-    assert runner._resolve_for_ray(auto, on_gpus).device == "cuda"
-    shared = runner._task_options(FakeCluster(4), {"num_gpus": 0.25}, [auto])
-    assert shared["num_gpus"] == 0.25 and runner._resolve_for_ray(auto, shared).device == "cuda"
-    no_gpus = runner._task_options(FakeCluster(0), None, [auto])
-    assert no_gpus["num_gpus"] == 0 and runner._resolve_for_ray(auto, no_gpus).device == "cpu"
-    assert runner._task_options(FakeCluster(4), None, [BASE])["num_gpus"] == 0  # all on "cpu"
+    assert ray_runner._resolve_for_ray(auto, on_gpus).device == "cuda"
+    shared = ray_runner._task_options(FakeCluster(4), {"num_gpus": 0.25}, [auto])
+    assert shared["num_gpus"] == 0.25 and ray_runner._resolve_for_ray(auto, shared).device == "cuda"
+    no_gpus = ray_runner._task_options(FakeCluster(0), None, [auto])
+    assert no_gpus["num_gpus"] == 0 and ray_runner._resolve_for_ray(auto, no_gpus).device == "cpu"
+    assert ray_runner._task_options(FakeCluster(4), None, [BASE])["num_gpus"] == 0  # all on "cpu"
     with pytest.raises(ValueError, match="asks for a GPU"):
-        runner._resolve_for_ray(dataclasses.replace(BASE, device="cuda"), no_gpus)
+        ray_runner._resolve_for_ray(dataclasses.replace(BASE, device="cuda"), no_gpus)
     # the key the driver caches under is the key of the config the worker trains
-    resolved = runner._resolve_for_ray(auto, on_gpus)
+    resolved = ray_runner._resolve_for_ray(auto, on_gpus)
     fingerprint = {"name": "synthetic-mnist"}
     assert cache.key(resolved, fingerprint) == cache.key(
         dataclasses.replace(BASE, device="cuda"), fingerprint)

@@ -15,7 +15,7 @@ import pytest
 
 import psp_lite
 import psp_lite.train
-from psp_lite import plots, results
+from psp_lite import pack_views, plots, results
 from psp_lite.cli import main
 from psp_lite.data import load_dataset
 from psp_lite.results import PackError, load_pack, write_pack
@@ -120,7 +120,7 @@ def test_no_pack_is_none_and_the_default_place_is_results_or_the_environment(tmp
     monkeypatch.setenv("PSP_LITE_RESULTS", str(tmp_path / "elsewhere"))
     assert results.default_path() == tmp_path / "elsewhere"
     assert load_pack() is None
-    line = results.describe(None, "fig2")
+    line = pack_views.describe(None, "fig2")
     assert line.startswith(f"No results pack found in {tmp_path / 'elsewhere'}")
     assert "psp-lite reproduce all --out results" in line
 
@@ -285,7 +285,7 @@ def test_notebook_04_shows_the_packs_curves_labelled_by_its_manifest(smoke_pack,
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs)
     pack = load_pack(out)
-    assert results.describe(pack, "fig2") in text
+    assert pack_views.describe(pack, "fig2") in text
     assert "SMOKE results pack" in text and pack.manifest["date"][:10] in text
     assert "No results pack found" not in text
 
@@ -294,26 +294,26 @@ def test_the_pack_figures_and_tables_draw_the_packs_numbers(smoke_pack):
     pack = load_pack(smoke_pack / "out")
     fig2 = pack.results("fig2")
     own = {r: hs[:1] for r, hs in fig2.items()}
-    fig = results.pack_figure(pack, "fig2", own=own)
+    fig = pack_views.pack_figure(pack, "fig2", own=own)
     own_ax, pack_ax = fig.axes[0], fig.axes[1]
     assert "your run" in own_ax.get_title() and "SMOKE results pack" in pack_ax.get_title()
     mean_none = np.mean([h.test_error for h in fig2["none"]], axis=0)
     assert np.allclose(pack_ax.lines[0].get_ydata(), mean_none)
     assert np.allclose(own_ax.lines[0].get_ydata(), fig2["none"][0].test_error)
     sweep = pack.results("sweep")
-    fig = results.pack_figure(pack, "sweep")
+    fig = pack_views.pack_figure(pack, "sweep")
     psp = [line for line in fig.axes[0].lines if line.get_label() == "PSP (pack)"][0]
     expected = [np.mean([h.test_error[-1] for h in sweep[f"psp λ={lam:g}"]])
                 for lam in (1e-4, 1e-3, 1e-2)]
     assert np.allclose(psp.get_xdata(), [1e-4, 1e-3, 1e-2])
     assert np.allclose(psp.get_ydata(), expected)
-    table = results.sweep_table(pack)
+    table = pack_views.sweep_table(pack)
     row = next(line for line in table.splitlines() if line.startswith("| 0.001 |"))
     errors = [h.test_error[-1] for h in sweep["psp λ=0.001"]]
     assert row.split(" | ")[1] == f"{np.mean(errors):.2f} ± {np.std(errors):.2f} (2)"
-    assert "| psp | 0.001 | 2 |" in results.summary_table(pack, "fig2")
-    assert results.summary_table(None, "fig2") == results.spread_table(None) == ""
-    assert results.pack_figure(None, "fig2") is None
+    assert "| psp | 0.001 | 2 |" in pack_views.summary_table(pack, "fig2")
+    assert pack_views.summary_table(None, "fig2") == pack_views.spread_table(None) == ""
+    assert pack_views.pack_figure(None, "fig2") is None
 
 
 def test_smoke_mode_from_the_environment_plans_synthetic_runs(tmp_path, monkeypatch, capsys):
