@@ -74,10 +74,11 @@ def psp_gradient_scale(z: Tensor, n_layers: int, lam: float, normalization: str,
 
 
 def _sum_of_squares(z: Tensor) -> Tensor:
-    """|z|^2, accumulated in float32 when z is half or bfloat16 (mixed precision)."""
+    """|z|^2 as one dot product (no temporary z^2), in float32 when z is half or bfloat16."""
     if z.dtype in (torch.float16, torch.bfloat16):
         z = z.float()
-    return z.square().sum()
+    flat = z.reshape(-1)
+    return torch.dot(flat, flat)
 
 
 class SquaredPotentials(torch.autograd.Function):
