@@ -88,3 +88,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     top = f"{max(peaks) / 2**20:.0f} MiB" if peaks else "n/a"
     write(f"{'total (' + str(len(rows)) + ' notebooks)':<44} {sum(r[1] for r in rows):>6.1f} s "
           f"{top:>12}  (largest peak)")
+
+
+@pytest.fixture
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty run cache of this test's own ($PSP_LITE_CACHE), returned as its folder."""
+    monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

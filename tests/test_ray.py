@@ -54,12 +54,6 @@ def cached(config: RunConfig) -> bool:
 
 
 @pytest.fixture
-def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
-@pytest.fixture
 def submitted(monkeypatch):
     """The configs the driver sends to Ray."""
     sent: list[RunConfig] = []

@@ -27,9 +27,8 @@ TINY = dict(dataset="synthetic-mnist", psp_lambdas=(1e-3, 1e-2), l2_lambdas=(1e-
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+def _every_test_has_its_own_cache(isolated_cache):
+    """Each test here runs with an empty run cache of its own (tests/conftest.py)."""
 
 
 @pytest.fixture

@@ -15,9 +15,8 @@ SMALL = dict(dataset="synthetic-mnist", epochs=2, train_subset=400, test_subset=
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+def _every_test_has_its_own_cache(isolated_cache):
+    """Each test here runs with an empty run cache of its own (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")
