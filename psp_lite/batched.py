@@ -69,7 +69,6 @@ class _Stacked:
         models = [init_model(c, device) for c in configs]
         self.params, self.buffers = stack_module_state(models)
         self.base = copy.deepcopy(models[0]).to("meta")
-        self.layers_of = lambda names: layer_names(models[0], names)
 
     def named_parameters(self, k: int) -> list[tuple[str, Tensor]]:
         return [(name, p[k]) for name, p in self.params.items()]
@@ -165,7 +164,7 @@ def train_many(configs: Sequence[RunConfig], data: TensorData | None = None, *,
             break
         test_loss, test_error, z2 = evaluate_many(net, data, first.test_batch_size)
         seconds = time.perf_counter() - start
-        layers = net.layers_of(list(z2))
+        layers = layer_names(net.base, list(z2))  # the weightless base names them as well
         train_loss_host = train_loss.tolist()
         for k, history in enumerate(histories):
             if history.diverged_at is None:

@@ -135,14 +135,20 @@ def run(config: RunConfig, *, data: TensorData | None = None, data_dir: str | Pa
         return cached
     cache.check_writable()
     history = train(config, data, progress=progress)
+    _save(history, data.fingerprint)
+    return history
+
+
+def _save(history: RunHistory, fingerprint: dict) -> None:
+    """Cache a finished run; if that fails, warn naming the place and keep going (the history
+    is still returned to the caller, so no training is lost)."""
     try:
-        cache.save(history, data.fingerprint)
+        cache.save(history, fingerprint)
     except OSError as error:
-        where = cache.path_for(config, data.fingerprint)
+        where = cache.path_for(history.config, fingerprint)
         warnings.warn(f"could not save the finished run to {where} ({error}); returning it "
                       f"uncached. Make {cache.cache_dir()} writable or "
-                      "set $PSP_LITE_CACHE to a writable folder to keep runs.", stacklevel=2)
-    return history
+                      "set $PSP_LITE_CACHE to a writable folder to keep runs.", stacklevel=3)
 
 
 #: At most this many runs train together: enough to fill a GPU with LeNet5 (Fig. 2's 30 runs
@@ -190,7 +196,7 @@ def run_many(configs: Sequence[RunConfig], *, data: TensorData | None = None,
                        else [_train_keeping_divergence(group[0], group_data, progress)])
             for i, history in zip(chunk, trained, strict=True):  # cached chunk by chunk
                 if use_cache and history.diverged_at is None:
-                    cache.save(history, group_data.fingerprint)
+                    _save(history, group_data.fingerprint)
                 histories[i] = history
     return [histories[i] for i in range(len(configs))]
 

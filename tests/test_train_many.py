@@ -153,3 +153,19 @@ def test_run_many_trains_in_chunks_and_caches_each(data, together, tmp_path, mon
     assert chunks == [2, 2]
     cached = [cache.load(c.resolved(), data.fingerprint) is not None for c in CONFIGS]
     assert cached == [True, True, False, False]
+
+
+def test_run_many_keeps_every_history_when_the_cache_cannot_be_written(
+        data, together, tmp_path, monkeypatch):
+    monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path))
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache, "save", disk_full)
+    monkeypatch.setattr(train_module, "train_many",
+                        lambda configs, data=None, *, progress=True:
+                        [together[CONFIGS.index(c)] for c in configs])
+    with pytest.warns(UserWarning, match="could not save"):
+        histories = run_many(CONFIGS, data=data, progress=False, batched=True)
+    assert [h.test_error for h in histories] == [h.test_error for h in together]
