@@ -1,6 +1,6 @@
 """psp_lite's data path vs the usual torchvision loop: one Fashion-MNIST training epoch (60k).
 
-  psp_lite    = load_dataset(...) tensors on the device + psp_lite.batching.batches(shuffle=True)
+  psp_lite    = load_dataset(...) tensors on the device + data.batches(shuffle=True)
   torchvision = FashionMNIST with Compose([ToTensor(), Normalize((0.5,), (0.5,))]) and
                 DataLoader(batch_size=100, shuffle=True, num_workers=0)
 
@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from psp_lite.batching import batches
 from psp_lite.data import clear_cache, default_data_dir, load_dataset
+from psp_lite.data.batches import batches
 from psp_lite.device import describe, pick_device
 from psp_lite.models import LeNet5
 

@@ -18,7 +18,9 @@ import torch
 
 from psp_lite.data import load_dataset
 from psp_lite.device import describe, pick_device
-from psp_lite.train import RunConfig, train, train_many
+from psp_lite.training.batched import train_many
+from psp_lite.training.config import RunConfig
+from psp_lite.training.loop import train
 
 FIG2_RUNS, FIG2_EPOCHS, MNIST_TRAIN, MNIST_TEST = 30, 50, 60000, 10000
 

@@ -22,8 +22,8 @@ import time
 
 import torch
 
-from psp_lite.runner import run_configs
-from psp_lite.sweep import sweep_configs
+from psp_lite.experiments.lambda_sweep import sweep_configs
+from psp_lite.runners.local import run_configs
 
 
 def timed(configs, **kwargs) -> float:

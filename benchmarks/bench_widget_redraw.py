@@ -5,7 +5,7 @@ each time covers the callback, the drawing, the PNG encoding and the image widge
 references are timed on the same states in the same process and printed as ratios:
 
   full     the explorer's own figure drawn completely (no cached background) and encoded
-  plots    a cold redraw from scratch with psp_lite.plots: Fig. 2a, Fig. 2b, Fig. 3 (no KDE)
+  plots    a cold redraw from scratch with psp_lite.report: Fig. 2a, Fig. 2b, Fig. 3 (no KDE)
            and the lambda curve as new figures, each saved as PNG
 
 The sweep drawn is the default grid (9 PSP + 9 l2 lambdas + no regularization = 19 runs, 3 weight
@@ -33,14 +33,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from redraw_timing import median_ms, time_redraws, tour  # noqa: E402
 
-from psp_lite import plots  # noqa: E402
-from psp_lite.plots import u_curve  # noqa: E402
-from psp_lite.sweep import SweepResult, snapshot_for, sweep  # noqa: E402
-from psp_lite.widgets import ExplorerState, LambdaExplorer  # noqa: E402
+from psp_lite.experiments.lambda_sweep import sweep
+from psp_lite.explorer.widgets import ExplorerState, LambdaExplorer
+from psp_lite.report import figures as plots
+from psp_lite.report.figures import u_curve
+from psp_lite.training.history import SweepResult, snapshot_for
 
 
 def plots_redraw(result: SweepResult, state: ExplorerState) -> None:
-    """A cold redraw of the same views with psp_lite.plots (new figures, PNG each)."""
+    """A cold redraw of the same views with psp_lite.report.figures (new figures, PNG each)."""
     h = result.get(state.regularizer, state.lam)
     results = {"none": [result.baseline]}
     if state.lam:
@@ -110,7 +111,7 @@ def main() -> None:
           f"{1000 * max(widget):.0f} ms over {len(widget)} changes (target < 200 ms)")
     print(f"full redraw of the same figure:   median {median_ms(full):.0f} ms  "
           f"= {median_ms(full) / fast:.1f}x the slider redraw")
-    print(f"cold redraw with psp_lite.plots:  median {median_ms(cold):.0f} ms  "
+    print(f"cold redraw with psp_lite.report.figures:  median {median_ms(cold):.0f} ms  "
           f"= {median_ms(cold) / fast:.1f}x the slider redraw")
 
 

@@ -1,7 +1,7 @@
 """Timing the lambda explorer's redraws: a walk over its sliders and the time each change takes.
 
 Used by bench_widget_redraw.py (and tested in tests/test_widgets.py); it moves the real
-ipywidgets of a `psp_lite.widgets.LambdaExplorer`, as a user would, one control at a time.
+ipywidgets of a `psp_lite.explorer.widgets.LambdaExplorer`, as a user would, one control at a time.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import statistics
 import time
 from collections.abc import Iterable
 
-from psp_lite.explorer import ExplorerState, nearest_lambda
-from psp_lite.widgets import LambdaExplorer
+from psp_lite.explorer.figure import ExplorerState, nearest_lambda
+from psp_lite.explorer.widgets import LambdaExplorer
 
 
 def tour(explorer: LambdaExplorer, n: int, start: ExplorerState | None = None

@@ -193,7 +193,7 @@ _BUILDERS: dict[str, type[nn.Module]] = {
 
 
 #: (C, H, W) of the images each model is built for.
-INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
+MODEL_INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
     "lenet5": (1, 28, 28), "resnet18": (3, 32, 32), "mobilenetv2": (3, 32, 32),
     "allcnnc": (3, 32, 32),
 }
@@ -210,9 +210,9 @@ def canonical_model(name: str) -> str:
 def check_input_shape(model: str, dataset: str, shape: tuple[int, int, int]) -> None:
     """ValueError unless `model` is built for images of `shape` (C, H, W) as `dataset` has."""
     key = canonical_model(model)
-    wanted = INPUT_SHAPES[key]
+    wanted = MODEL_INPUT_SHAPES[key]
     if tuple(shape) != wanted:
-        fits = [m for m, s in INPUT_SHAPES.items() if s == tuple(shape)]
+        fits = [m for m, s in MODEL_INPUT_SHAPES.items() if s == tuple(shape)]
         raise ValueError(
             f"model {key!r} takes {'x'.join(map(str, wanted))} images but dataset {dataset!r} "
             f"has {'x'.join(map(str, shape))} images; use "
@@ -220,6 +220,12 @@ def check_input_shape(model: str, dataset: str, shape: tuple[int, int, int]) -> 
             + " for it.")
 
 
-def build_model(name: str, num_classes: int = 10) -> nn.Module:
-    """A fresh model by name (one of MODELS), PyTorch's default init."""
+def get_model(name: str, num_classes: int = 10) -> nn.Module:
+    """A fresh model by name (one of `list_models()`), PyTorch's default init (as
+    `torchvision.models.get_model`)."""
     return _BUILDERS[canonical_model(name)](num_classes=num_classes)
+
+
+def list_models() -> list[str]:
+    """The networks of the paper's experiments, by name."""
+    return list(MODELS)

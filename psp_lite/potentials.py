@@ -104,6 +104,12 @@ def output_name(potentials: Mapping[str, Tensor]) -> str:
     return OUTPUT if OUTPUT not in potentials else f"{OUTPUT}#logits"
 
 
+def layer_names(model: nn.Module, captured: list[str]) -> list[str]:
+    """Readable names for the captured potentials: the producing layer where the model says."""
+    names = getattr(model, "potential_layers", None)
+    return list(names) if names and len(names) == len(captured) else captured
+
+
 def _warn_no_activations(model: nn.Module) -> None:
     """Warn once per model class that PSP will see the logits only."""
     if type(model) in _WARNED_NO_ACTIVATIONS:

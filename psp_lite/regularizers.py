@@ -25,6 +25,19 @@ import torch
 from torch import Tensor, nn
 
 NORMALIZATIONS = ("paper", "reference")
+#: Every regularizer a run can use: "none" (cross-entropy alone), "l2" (weight decay, Eqs. 3-5)
+#: and "psp" (Eq. 7).
+REGULARIZERS = ("none", "l2", "psp")
+#: The ones with a lambda to sweep, in the order sweeps, figures and the explorer show them.
+WITH_LAMBDA = ("psp", "l2")
+#: Short names, for table headers, sliders and sentences (figures' labels and colours:
+#: `psp_lite.report.style`).
+SHORT_NAMES = {"none": "no regularization", "l2": "l2", "psp": "PSP"}
+
+
+def short_name(regularizer: str) -> str:
+    """'PSP', 'l2' or 'no regularization'; an unknown name as it is."""
+    return SHORT_NAMES.get(regularizer, regularizer)
 
 
 def check_lambda(lam: float) -> float:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from psp_lite.effect import markdown, truncations
-from psp_lite.runs import RunConfig
-from psp_lite.train import run_many
+from psp_lite.report.effect import gaps_markdown, truncations
+from psp_lite.runners.cached import run_many
+from psp_lite.training.config import RunConfig
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     lengths = sorted({e for e in (10, 20, 30, 40, 60, 80, 100, args.epochs) if e <= args.epochs})
     print(f"{args.dataset}, {args.train} training images, {args.seeds} seeds, PSP λ={args.psp:g},"
           f" l2 λ={args.l2:g}, {time.perf_counter() - start:.0f} s (cached runs: instant)")
-    print(markdown(truncations(curves, lengths)))
+    print(gaps_markdown(truncations(curves, lengths)))
 
 
 if __name__ == "__main__":

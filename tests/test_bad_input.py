@@ -9,12 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-import psp_lite.train as train_module
+import psp_lite.analytic.cross_layer
+import psp_lite.experiments.comparison
+import psp_lite.report
+import psp_lite.runners.cached as train_module
+import psp_lite.training
 from psp_lite import cli, experiments
 from psp_lite.data import DATASETS
 from psp_lite.device import pick_device
 from psp_lite.models import MODELS
-from psp_lite.train import RunConfig
+from psp_lite.training.config import RunConfig
 
 SMALL = dict(dataset="synthetic-mnist", epochs=2, train_subset=100, test_subset=50, device="cpu")
 
@@ -31,7 +35,7 @@ def nothing_runs(tmp_path, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("bad input must be refused before loading data or training")
 
-    monkeypatch.setattr(experiments, "load_dataset", forbidden)
+    monkeypatch.setattr(psp_lite.experiments.comparison, "load_dataset", forbidden)
     monkeypatch.setattr(train_module, "load_dataset", forbidden)
     monkeypatch.setattr(train_module, "train", forbidden)
 

@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-import psp_lite.train as train_module
-from psp_lite import cache
+import psp_lite.runners.cached as train_module
 from psp_lite.data import TensorData, load_dataset
-from psp_lite.train import RunConfig, RunHistory, run, train
+from psp_lite.runners.cached import run
+from psp_lite.store import cache
+from psp_lite.training.config import RunConfig
+from psp_lite.training.history import RunHistory
+from psp_lite.training.loop import train
 
 SMALL = dict(dataset="synthetic-mnist", epochs=2, train_subset=200, test_subset=60, device="cpu",
              batch_size=50, test_batch_size=64, snapshot_epochs=(1,))

@@ -6,7 +6,11 @@ import csv
 
 import pytest
 
-import psp_lite.train
+import psp_lite.analytic.cross_layer
+import psp_lite.experiments.comparison
+import psp_lite.report
+import psp_lite.runners.cached
+import psp_lite.training
 from psp_lite import experiments
 from psp_lite.cli import main
 
@@ -29,10 +33,10 @@ def test_reproduce_table1_writes_table_and_figures_beside_the_papers_numbers(tmp
     assert [r["regularizer"] for r in rows] == ["none", "l2", "psp"]
     assert [float(r["lam"]) for r in rows] == [0.0, 1e-4, 1e-3]
     # the table holds the numbers of the runs it trained (now in the cache: nothing retrains)
-    monkeypatch.setattr(psp_lite.train, "train", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(psp_lite.runners.cached, "train", lambda *a, **k: pytest.fail("retrained"))
     results = experiments.compare("synthetic-mnist", ("none", "l2", "psp"), epochs=1,
                                   device="cpu", progress=False)
-    for r, expected in zip(rows, experiments.summarize(results), strict=True):
+    for r, expected in zip(rows, psp_lite.report.summarize(results), strict=True):
         assert float(r["ours_mean"]) == pytest.approx(expected.ours_mean)
         assert float(r["ours_mean"]) == pytest.approx(results[r["regularizer"]][0].test_error[0])
     markdown = (out / "table1.md").read_text()

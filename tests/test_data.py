@@ -13,14 +13,10 @@ import pytest
 import torch
 import torchvision
 
-from psp_lite import data, dataset_files
-from psp_lite.batching import batches, crop_flip
-from psp_lite.data import (
-    DATASETS,
-    DatasetNotFoundError,
-    TensorData,
-    load_dataset,
-)
+from psp_lite import data
+from psp_lite.data import DATASETS, DatasetNotFoundError, TensorData, load_dataset
+from psp_lite.data import files as dataset_files
+from psp_lite.data.batches import batches, crop_flip
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from psp_lite.effect import gap, late_mean, markdown, truncations
+from psp_lite.report.effect import gap, gaps_markdown, late_mean, truncations
 
 # three seeds, four epochs; PSP is lower than none by 1, 2 and 3 points in the last two epochs
 CURVES = {
@@ -40,6 +40,6 @@ def test_two_seeds_never_resolve():
 def test_truncations_and_table():
     rows = truncations(CURVES, [2, 4])
     assert [(e, last) for e, last, _ in rows] == [(2, 1), (4, 1)]
-    table = markdown(rows, cost={4: "1 min"})
+    table = gaps_markdown(rows, cost={4: "1 min"})
     assert "| 4 | last 1 | -2.00 ± 0.58 **resolved** |" in table
     assert table.count("\n") == 3

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-import psp_lite.loop as loop
-import psp_lite.train as train_module
+import psp_lite.runners.cached as train_module
+import psp_lite.training.loop as loop
 from psp_lite.data import load_dataset
-from psp_lite.train import RunConfig, train
+from psp_lite.training.config import RunConfig
+from psp_lite.training.loop import train
 
 pytestmark = [
     pytest.mark.gpu,
@@ -33,8 +34,8 @@ def test_a_cuda_run_learns_like_the_cpu_run():
 
 
 def test_train_many_on_cuda_equals_train_in_float64(monkeypatch):
-    build = loop.build_model
-    monkeypatch.setattr(loop, "build_model", lambda name: build(name).double())
+    build = loop.get_model
+    monkeypatch.setattr(loop, "get_model", lambda name: build(name).double())
     data = load_dataset("synthetic-mnist", device="cuda", train_subset=1000, test_subset=1000)
     data = dataclasses.replace(data, train_x=data.train_x.double(), test_x=data.test_x.double())
     configs = [RunConfig(**BASE, device="cuda", seed=s, regularizer=r, lam=lam)

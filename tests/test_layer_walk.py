@@ -1,4 +1,4 @@
-"""psp_lite.layer_walk: the chain of layers is read off the model's own forward pass, so the
+"""analytic.layer_walk: the chain of layers is read off the model's own forward pass, so the
 hand-derived gradients (Eqs. 11-16) work for models other than LeNet5 and nn.Sequential."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from psp_lite import analytic, capture, layer_walk
+from psp_lite import analytic, capture
+from psp_lite.analytic import layer_walk as layer_walk
 from psp_lite.models import LeNet5
 
 NORMS = ["paper", "reference"]

@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 
 from psp_lite import capture, psp_penalty
-from psp_lite.models import MODELS, AllCNNC, BasicBlock, LeNet5, MobileNetV2, ResNet18, build_model
+from psp_lite.models import MODELS, AllCNNC, BasicBlock, LeNet5, MobileNetV2, ResNet18, get_model
 
 CIFAR = {"resnet18": (ResNet18, 11_173_962, 18), "mobilenetv2": (MobileNetV2, 2_236_682, 36),
          "allcnnc": (AllCNNC, 1_369_738, 9)}
@@ -26,7 +26,7 @@ def input_for(name: str) -> torch.Tensor:
 @pytest.mark.parametrize("name", MODELS)
 def test_output_shape_and_backward_through_psp(name):
     torch.manual_seed(0)
-    model = build_model(name)
+    model = get_model(name)
     flags = [getattr(m, "inplace", None) for m in model.modules()]
     out, potentials = capture(model, input_for(name))
     assert out.shape == (2, 10)
@@ -42,7 +42,7 @@ def test_output_shape_and_backward_through_psp(name):
 @pytest.mark.parametrize("name", list(CIFAR))
 def test_parameter_counts_in_the_expected_ballpark(name):
     cls, reference, _ = CIFAR[name]
-    model = build_model(name)
+    model = get_model(name)
     assert isinstance(model, cls)
     assert abs(n_params(model) - reference) / reference < 0.03
 
@@ -86,7 +86,7 @@ def test_shapes_of_cifar_feature_maps():
     _, z = capture(AllCNNC(), torch.randn(2, 3, 32, 32))
     assert [t.shape[-1] for t in z.values()] == [32, 32, 16, 16, 16, 8, 6, 6, 10]
     assert not any(isinstance(m, nn.Dropout) for name in MODELS
-                   for m in build_model(name).modules())
+                   for m in get_model(name).modules())
 
 
 def test_lenet5_potentials_equal_hand_computed_pre_activations():
@@ -108,8 +108,8 @@ def test_lenet5_potentials_equal_hand_computed_pre_activations():
 
 def test_build_model_names():
     assert MODELS == ("lenet5", "resnet18", "mobilenetv2", "allcnnc")
-    assert isinstance(build_model("ResNet-18"), ResNet18)
-    assert build_model("lenet5", num_classes=7)(torch.zeros(1, 1, 28, 28)).shape == (1, 7)
+    assert isinstance(get_model("ResNet-18"), ResNet18)
+    assert get_model("lenet5", num_classes=7)(torch.zeros(1, 1, 28, 28)).shape == (1, 7)
     with pytest.raises(ValueError) as info:
-        build_model("vgg16")
+        get_model("vgg16")
     assert all(name in str(info.value) for name in MODELS)

@@ -150,7 +150,8 @@ def _sample(tmp_path: Path) -> tuple[Path, Path]:
     stale = nbformat.v4.new_markdown_cell("[old badges](https://example.org/x)",
                                           metadata={"tags": [writer.HEADER_TAG]})
     title = nbformat.v4.new_markdown_cell("# 09 · A title\n\nWhat you will learn.")
-    banner = nbformat.v4.new_code_cell("from psp_lite.smoke import banner\n\nprint(banner())")
+    banner = nbformat.v4.new_code_cell(
+        "from psp_lite.experiments import banner\n\nprint(banner())")
     banner.outputs = [nbformat.v4.new_output("stream", text="SMOKE RUN\n")]
     banner.execution_count = 3
     nb.cells = [stale, title, banner, nbformat.v4.new_code_cell("x = 1")]

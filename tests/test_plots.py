@@ -1,4 +1,4 @@
-"""The figures and tables of `psp_lite.plots`, on hand-made run histories (no training)."""
+"""The figures and tables of `psp_lite.report.figures`, on hand-made run histories (no training)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,14 @@ import pytest  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from psp_lite import experiments, plots  # noqa: E402
-from psp_lite.train import RunHistory, paper_config  # noqa: E402
+import psp_lite.analytic.cross_layer
+import psp_lite.experiments.comparison
+import psp_lite.report
+import psp_lite.training
+from psp_lite import experiments
+from psp_lite.report import figures as plots
+from psp_lite.training.config import paper_config
+from psp_lite.training.history import RunHistory
 
 LAYERS = ("conv1", "conv2", "fc1", "fc2")
 SIZES = {"conv1": 500, "conv2": 25000, "fc1": 40000, "fc2": 5000}
@@ -165,18 +171,18 @@ def test_spread_reading_reports_what_the_numbers_show():
     ratios = {r.layer: r.std for r in rows if r.regularizer == "psp"}
     ratios = {k: v / next(r.std for r in rows if r.layer == k and r.regularizer == "l2")
               for k, v in ratios.items()}
-    text = plots.spread_reading(rows, smoke=False)
+    text = psp_lite.report.spread_reading(rows, smoke=False)
     for layer, q in ratios.items():  # each layer's number and verdict
         assert q > 1.1 and f"{q:.2f}" in text
         assert re.search(rf"{layer}: PSP (\w+)", text).group(1) == "wider"
     # the paper: PSP wider except in conv1, so 3 of the 4 layers agree with it
     assert re.search(r"(\d+) of the (\d+) layers", text).groups() == ("3", "4")
     assert "SMOKE" not in text
-    smoke = plots.spread_reading(rows, smoke=True)
+    smoke = psp_lite.report.spread_reading(rows, smoke=True)
     assert smoke.startswith("SMOKE RUN") and not re.search(r"\d+ of the \d+ layers", smoke)
     for seed_results in results.values():  # the same weights under both: no difference
         seed_results[0].weights[5] = results["l2"][0].weights[5]
-    same = plots.spread_reading(plots.weight_spread(results), smoke=False)
+    same = psp_lite.report.spread_reading(plots.weight_spread(results), smoke=False)
     assert re.search(r"conv1: PSP about as wide", same) and "1.00" in same
     ours = same.split("The paper")[0]
     assert "wider" not in ours and "narrower" not in ours
@@ -192,7 +198,7 @@ def test_table2_curves_by_model_and_bars_beside_the_paper():
     assert all(len(regime_lines(ax)) == 2 for ax in fig.axes)
     assert all(ax.get_yscale() == "log" for ax in bottom)
     assert top[0].get_title().startswith("resnet18")
-    rows = [r for m in by_model.values() for r in experiments.summarize(m)]
+    rows = [r for m in by_model.values() for r in psp_lite.report.summarize(m)]
     bars = plots.comparison_bars(rows)
     (ax,) = bars.axes
     assert len(ax.patches) == 2 * len(rows)  # ours and the paper's for every row

@@ -14,12 +14,17 @@ import numpy as np
 import pytest
 import torch
 
-from psp_lite import cache, cli, ray_runner
+from psp_lite import cli
 from psp_lite.data import load_dataset
-from psp_lite.runner import CLUSTER_EXTRA, CRASH_ONCE_ENV, FailedRun, run_configs
-from psp_lite.sweep import sweep
-from psp_lite.train import RunConfig, RunHistory, TrainingDiverged
-from psp_lite.widgets import LambdaExplorer
+from psp_lite.experiments.lambda_sweep import sweep
+from psp_lite.explorer.widgets import LambdaExplorer
+from psp_lite.runners import ray_cluster as ray_runner
+from psp_lite.runners.local import run_configs
+from psp_lite.runners.outcomes import FailedRun
+from psp_lite.runners.ray_cluster import CLUSTER_EXTRA, CRASH_ONCE_ENV
+from psp_lite.store import cache
+from psp_lite.training.config import RunConfig
+from psp_lite.training.history import RunHistory, TrainingDiverged
 
 pytestmark = pytest.mark.ray
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import psp_lite.train
+import psp_lite.runners.cached
 from psp_lite import cli, experiments
 
 
@@ -29,7 +29,7 @@ def test_fig3_writes_the_weight_figure_and_the_spread_table(tmp_path, monkeypatc
     assert [line.split(" | ")[0] for line in spread.splitlines()[2:]] == [
         "| conv1", "| conv2", "| fc1", "| fc2"]
     # the numbers are those of the trained runs' final weights (reloaded: nothing retrains)
-    monkeypatch.setattr(psp_lite.train, "train", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(psp_lite.runners.cached, "train", lambda *a, **k: pytest.fail("retrained"))
     results = experiments.compare("synthetic-mnist", ("l2", "psp"), epochs=1, train_subset=300,
                                   test_subset=100, device="cpu", progress=False)
     for line in spread.splitlines()[2:]:
@@ -54,7 +54,7 @@ def test_table2_writes_curves_and_bars_per_network(tmp_path, monkeypatch):
     rows = [line for line in (out / "table2.md").read_text().splitlines()
             if line.startswith("| synthetic-cifar10 | allcnnc |")]
     assert [row.split(" | ")[2] for row in rows] == ["l2", "psp"]
-    monkeypatch.setattr(psp_lite.train, "train", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(psp_lite.runners.cached, "train", lambda *a, **k: pytest.fail("retrained"))
     results = experiments.compare("synthetic-cifar10", ("l2", "psp"), model="allcnnc", epochs=1,
                                   train_subset=32, test_subset=20, batch_size=16, device="cpu",
                                   progress=False)

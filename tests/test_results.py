@@ -14,12 +14,16 @@ import numpy as np
 import pytest
 
 import psp_lite
-import psp_lite.train
-from psp_lite import pack_views, plots, results
+import psp_lite.cli
+import psp_lite.runners.cached
 from psp_lite.cli import main
 from psp_lite.data import load_dataset
-from psp_lite.results import PackError, load_pack, write_pack
-from psp_lite.train import RunConfig, train
+from psp_lite.report import figures as plots
+from psp_lite.report import pack_views as pack_views
+from psp_lite.store import packs as results
+from psp_lite.store.packs import PackError, load_pack, write_pack
+from psp_lite.training.config import RunConfig
+from psp_lite.training.loop import train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(dataset="synthetic-mnist", epochs=2, train_subset=200, test_subset=100, device="cpu")
@@ -120,7 +124,7 @@ def test_no_pack_is_none_and_the_default_place_is_results_or_the_environment(tmp
     monkeypatch.setenv("PSP_LITE_RESULTS", str(tmp_path / "elsewhere"))
     assert results.default_path() == tmp_path / "elsewhere"
     assert load_pack() is None
-    line = pack_views.describe(None, "fig2")
+    line = pack_views.describe_pack(None, "fig2")
     assert line.startswith(f"No results pack found in {tmp_path / 'elsewhere'}")
     assert "psp-lite reproduce all --out results" in line
 
@@ -208,14 +212,14 @@ def test_reproduce_all_writes_a_loadable_pack_of_every_experiment(smoke_pack, mo
         "table1.md", "table1_test_error.png", "sweep_u_curve.png", "sweep_table.md"}
     # the pack holds the numbers of the runs trained (now cached: nothing retrains)
     monkeypatch.setenv("PSP_LITE_CACHE", str(smoke_pack / "cache"))
-    monkeypatch.setattr(psp_lite.train, "train", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(psp_lite.runners.cached, "train", lambda *a, **k: pytest.fail("retrained"))
     for h in fig2["psp"]:
-        again = psp_lite.train.run(h.config, progress=False)
+        again = psp_lite.runners.cached.run(h.config, progress=False)
         assert again.test_error == h.test_error and again.z2_layers == h.z2_layers
 
 
 def test_reproduce_all_refuses_dataset_in_one_line(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(psp_lite.train, "train", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(psp_lite.runners.cached, "train", lambda *a, **k: pytest.fail("trained"))
     code = main(["reproduce", "all", "--smoke", "--dataset", "mnist", "--out", str(tmp_path)])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -234,7 +238,7 @@ def test_reproduce_all_without_mnist_stops_before_training(tmp_path, capsys, mon
         raise RuntimeError("Error downloading: no network")
 
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
-    monkeypatch.setattr(psp_lite.train, "train", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(psp_lite.runners.cached, "train", lambda *a, **k: pytest.fail("trained"))
     code = main(["reproduce", "all", "--data-dir", str(tmp_path / "nowhere"), "--out",
                  str(tmp_path / "out"), "--no-progress"])
     assert code == 2
@@ -245,8 +249,8 @@ def test_reproduce_all_without_mnist_stops_before_training(tmp_path, capsys, mon
 
 def test_the_plan_is_the_authors_protocol_at_full_length():
     from psp_lite.cli import QUICK
-    from psp_lite.full_length import plan
-    from psp_lite.sweep import DEFAULT_LAMBDAS
+    from psp_lite.experiments.full_length import plan
+    from psp_lite.experiments.lambda_sweep import DEFAULT_LAMBDAS
 
     full = plan(device="cpu")
     assert {r: (len(cs), cs[0].dataset, cs[0].epochs, cs[0].lam, cs[0].train_subset)
@@ -285,7 +289,7 @@ def test_notebook_04_shows_the_packs_curves_labelled_by_its_manifest(smoke_pack,
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs)
     pack = load_pack(out)
-    assert pack_views.describe(pack, "fig2") in text
+    assert pack_views.describe_pack(pack, "fig2") in text
     assert "SMOKE results pack" in text and pack.manifest["date"][:10] in text
     assert "No results pack found" not in text
 
@@ -317,7 +321,7 @@ def test_the_pack_figures_and_tables_draw_the_packs_numbers(smoke_pack):
 
 
 def test_smoke_mode_from_the_environment_plans_synthetic_runs(tmp_path, monkeypatch, capsys):
-    from psp_lite import full_length
+    from psp_lite.experiments import full_length as full_length
 
     planned = {}
 
@@ -326,7 +330,7 @@ def test_smoke_mode_from_the_environment_plans_synthetic_runs(tmp_path, monkeypa
         raise KeyboardInterrupt
 
     monkeypatch.setenv("PSP_LITE_SMOKE", "1")
-    monkeypatch.setattr(full_length, "train_plan", stop)
+    monkeypatch.setattr(psp_lite.cli, "train_plan", stop)
     assert main(["reproduce", "all", "--out", str(tmp_path), "--no-progress"]) == 130
     configs = [c for groups in planned.values() for cs in groups.values() for c in cs]
     assert {(c.dataset, c.epochs, c.train_subset) for c in configs} == {

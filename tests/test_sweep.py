@@ -7,20 +7,14 @@ import math
 import numpy as np
 import pytest
 
-import psp_lite.train
-from psp_lite import cache, cli
+import psp_lite.runners.cached
+from psp_lite import cli
 from psp_lite.data import load_dataset
-from psp_lite.readings import standard_error
-from psp_lite.readings import sweep_reading as reading
-from psp_lite.sweep import (
-    DEFAULT_LAMBDAS,
-    default_snapshots,
-    snapshot_for,
-    sweep,
-    sweep_configs,
-    train_one,
-)
-from psp_lite.train import TrainingDiverged
+from psp_lite.experiments.lambda_sweep import DEFAULT_LAMBDAS, sweep, sweep_configs, train_one
+from psp_lite.report.readings import standard_error
+from psp_lite.report.readings import sweep_reading as reading
+from psp_lite.store import cache
+from psp_lite.training.history import TrainingDiverged, default_snapshots, snapshot_for
 
 TINY = dict(dataset="synthetic-mnist", psp_lambdas=(1e-3, 1e-2), l2_lambdas=(1e-4,), epochs=2,
             train_subset=200, test_subset=100, device="cpu", progress=False)
@@ -35,13 +29,13 @@ def _every_test_has_its_own_cache(isolated_cache):
 def count_training(monkeypatch):
     """Record the (regularizer, lam) of every run actually trained (not loaded)."""
     trained: list[tuple[str, float]] = []
-    real = psp_lite.train.train
+    real = psp_lite.runners.cached.train
 
     def counting(config, *args, **kwargs):
         trained.append((config.regularizer, config.lam))
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(psp_lite.train, "train", counting)
+    monkeypatch.setattr(psp_lite.runners.cached, "train", counting)
     return trained
 
 
@@ -93,7 +87,7 @@ def test_sweep_trains_each_run_once_then_reuses_the_cache(count_training):
 
 
 def test_interrupting_a_sweep_loses_only_the_run_in_progress(monkeypatch, isolated_cache):
-    real = psp_lite.train.train
+    real = psp_lite.runners.cached.train
     calls: list[tuple[str, float]] = []
 
     def interrupted_on_third(config, *args, **kwargs):
@@ -102,7 +96,7 @@ def test_interrupting_a_sweep_loses_only_the_run_in_progress(monkeypatch, isolat
             raise KeyboardInterrupt  # Ctrl-C during the third run
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(psp_lite.train, "train", interrupted_on_third)
+    monkeypatch.setattr(psp_lite.runners.cached, "train", interrupted_on_third)
     with pytest.raises(KeyboardInterrupt):
         sweep(**TINY)
     assert len(list(isolated_cache.glob("*.npz"))) == 2  # the two finished runs
@@ -114,14 +108,14 @@ def test_interrupting_a_sweep_loses_only_the_run_in_progress(monkeypatch, isolat
         resumed.append((config.regularizer, config.lam))
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(psp_lite.train, "train", counting)
+    monkeypatch.setattr(psp_lite.runners.cached, "train", counting)
     result = sweep(**TINY)
     assert resumed == calls[2:] + [("l2", 1e-4)]  # the interrupted run and the rest, only
     assert len(result.runs) == 4
 
 
 def test_a_diverging_run_is_recorded_and_not_retrained(monkeypatch):
-    real = psp_lite.train.train
+    real = psp_lite.runners.cached.train
     attempts: list[float] = []
 
     def diverges_at_large_lambda(config, *args, **kwargs):
@@ -130,7 +124,7 @@ def test_a_diverging_run_is_recorded_and_not_retrained(monkeypatch):
             raise TrainingDiverged("loss became nan")
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(psp_lite.train, "train", diverges_at_large_lambda)
+    monkeypatch.setattr(psp_lite.runners.cached, "train", diverges_at_large_lambda)
     result = sweep(**TINY)
     assert result.diverged == [("psp", 1e-2)] and ("psp", 1e-2) not in result.runs
     assert "diverged" in result.table()

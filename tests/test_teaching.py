@@ -14,8 +14,8 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torch import nn  # noqa: E402
 
-from psp_lite import analytic, psp_penalty, teaching  # noqa: E402
-from psp_lite.models import LeNet5  # noqa: E402
+from psp_lite import analytic, psp_penalty, teaching
+from psp_lite.models import LeNet5
 
 F64 = torch.float64
 

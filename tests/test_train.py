@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from psp_lite.data import load_dataset
-from psp_lite.train import RunConfig, TrainingDiverged, paper_config, run, train
+from psp_lite.runners.cached import run
+from psp_lite.training.config import RunConfig, paper_config
+from psp_lite.training.history import TrainingDiverged
+from psp_lite.training.loop import train
 
 SMALL = dict(dataset="synthetic-mnist", epochs=2, train_subset=400, test_subset=200, device="cpu",
              batch_size=50, test_batch_size=64)
@@ -68,7 +71,7 @@ def test_cache_round_trip_returns_the_same_history(isolated_cache):
 
 
 def test_interrupted_run_leaves_no_entry(isolated_cache, monkeypatch):
-    import psp_lite.train as train_module
+    import psp_lite.training.loop as train_module
 
     calls = {"n": 0}
     real = train_module.evaluate

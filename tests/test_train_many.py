@@ -12,13 +12,15 @@ import dataclasses
 import numpy as np
 import pytest
 
-import psp_lite.loop as loop
-import psp_lite.train as train_module
-from psp_lite import cache
-from psp_lite.batched import check_compatible, group_key
+import psp_lite.runners.cached as train_module
+import psp_lite.training.loop as loop
 from psp_lite.data import load_dataset
-from psp_lite.models import build_model
-from psp_lite.train import RunConfig, run_many, train, train_many
+from psp_lite.models import get_model
+from psp_lite.runners.cached import run_many
+from psp_lite.store import cache
+from psp_lite.training.batched import check_compatible, group_key, train_many
+from psp_lite.training.config import RunConfig
+from psp_lite.training.loop import train
 
 #: momentum and an lr drop after epoch 1, so the shared SGD and schedule are checked too
 BASE = dict(dataset="synthetic-mnist", epochs=2, train_subset=300, test_subset=1000,
@@ -35,9 +37,9 @@ CONFIGS = [
 @pytest.fixture(scope="module")
 def float64():
     """Models built in float64 (for train and train_many alike) while the module runs."""
-    build = loop.build_model
+    build = loop.get_model
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loop, "build_model", lambda name: build(name).double())
+        patch.setattr(loop, "get_model", lambda name: build(name).double())
         yield
 
 
@@ -124,7 +126,7 @@ def test_run_many_trains_only_what_is_not_cached(data, together, tmp_path, monke
 
 
 def test_bfloat16_runs_together_stay_close_to_their_own_runs(monkeypatch):
-    monkeypatch.setattr(loop, "build_model", build_model)  # float32 models, whatever ran before
+    monkeypatch.setattr(loop, "get_model", get_model)  # float32 models, whatever ran before
     base = dict(dataset="synthetic-mnist", epochs=1, train_subset=200, test_subset=200,
                 device="cpu", batch_size=50, precision="bfloat16")
     configs = [RunConfig(**base, regularizer="psp", lam=1e-2), RunConfig(**base, seed=1)]

@@ -14,10 +14,14 @@ import pytest
 import torch
 from torch import nn
 
-from psp_lite import experiments
+import psp_lite.analytic.cross_layer
+import psp_lite.experiments.comparison
+import psp_lite.report
+import psp_lite.training
 from psp_lite.data import TensorData, load_dataset
 from psp_lite.potentials import OUTPUT
-from psp_lite.train import RunConfig, evaluate, train
+from psp_lite.training.config import RunConfig
+from psp_lite.training.loop import evaluate, train
 
 ONE_BATCH = dict(dataset="synthetic-mnist", train_subset=50, test_subset=20, batch_size=50,
                  test_batch_size=20, device="cpu", lr=0.1)
@@ -169,7 +173,7 @@ def test_augmentation_changes_training_but_not_evaluation():
     assert np.abs(w_aug[0] - w_plain).max() > 1e-4  # the crops and flips were trained on
     # the test set is not augmented: the run's numbers are those of its final weights
     data = load_dataset("synthetic-mnist", train_subset=50, test_subset=20)
-    loss, error, z2 = evaluate(experiments.rebuild(augmented[0]), data, 7)
+    loss, error, z2 = evaluate(psp_lite.training.rebuild(augmented[0]), data, 7)
     assert error == pytest.approx(augmented[0].test_error[-1])
     assert loss == pytest.approx(augmented[0].test_loss[-1], rel=1e-5)
     assert float(np.mean(list(z2.values()))) == pytest.approx(augmented[0].z2[-1], rel=1e-5)

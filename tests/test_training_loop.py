@@ -9,11 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import psp_lite.train as train_module
+import psp_lite.training.loop as train_module
 from psp_lite import capture, psp_penalty
-from psp_lite.batching import batches
 from psp_lite.data import load_dataset
-from psp_lite.train import RunConfig, TrainingDiverged, init_model, train
+from psp_lite.data.batches import batches
+from psp_lite.training.config import RunConfig
+from psp_lite.training.history import TrainingDiverged
+from psp_lite.training.loop import init_model, train
 
 SMALL = dict(dataset="synthetic-mnist", epochs=2, train_subset=300, test_subset=100, device="cpu",
              batch_size=50, test_batch_size=64)

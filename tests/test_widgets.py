@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 from notebook_runner import run_notebook
 
-from psp_lite.explorer import ExplorerFigure
-from psp_lite.names import LABELS
-from psp_lite.plots import u_curve
-from psp_lite.sweep import SweepResult, sweep
-from psp_lite.widgets import ExplorerState, LambdaExplorer, format_lambda
+from psp_lite.experiments.lambda_sweep import sweep
+from psp_lite.explorer.figure import ExplorerFigure
+from psp_lite.explorer.widgets import ExplorerState, LambdaExplorer, format_lambda
+from psp_lite.report.figures import u_curve
+from psp_lite.report.style import LABELS
+from psp_lite.training.history import SweepResult
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "08_lambda_explorer.ipynb"

@@ -11,9 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from psp_lite.names import REGULARIZERS
 from psp_lite.potentials import capture
-from psp_lite.regularizers import check_lambda, check_normalization, psp_penalty
+from psp_lite.regularizers import REGULARIZERS, check_lambda, check_normalization, psp_penalty
 
 ACTIVATION_NAMES: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU,

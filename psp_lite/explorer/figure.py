@@ -1,0 +1,355 @@
+"""The lambda explorer's figure: Figs. 2-3 of a finished sweep for one (regularizer, lambda, epoch).
+
+`ExplorerFigure(result)` owns one matplotlib `Figure` (Agg, no pyplot) whose artists are built
+once; `render(state)` only moves data into them, and `png(state)` encodes the figure. Both are plain
+functions of an `ExplorerState` and record what they drew (`draws`), so the logic is testable
+without a browser or a kernel. `psp_lite.explorer.widgets.LambdaExplorer` puts ipywidgets on top.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import PIL.Image
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator, NullFormatter
+
+from psp_lite.regularizers import WITH_LAMBDA, short_name
+from psp_lite.report.figures import u_curve
+from psp_lite.report.style import COLORS, LABELS
+from psp_lite.training.history import snapshot_for
+
+if TYPE_CHECKING:  # the figure reads histories, it never trains
+    from psp_lite.training.history import RunHistory, SweepResult
+
+HIST_BINS = 60
+
+
+@dataclass(frozen=True)
+class ExplorerState:
+    """What the sliders say: regularizer ("psp" | "l2"), lambda (0 = no regularization), epoch."""
+
+    regularizer: str
+    lam: float
+    epoch: int
+
+
+@dataclass(frozen=True)
+class DrawRecord:
+    """One redraw: the state drawn, a hash of the PNG (None if not encoded) and its duration."""
+
+    state: ExplorerState
+    png_sha1: str | None
+    seconds: float
+
+
+def format_lambda(lam: float) -> str:
+    """Slider label of a lambda: '0 (none)' or e.g. '3.2e-04'."""
+    return "0 (none)" if lam == 0 else f"{lam:.1e}"
+
+
+def lambda_labels(lams: list[float]) -> list[str]:
+    """Slider labels of `lams`, with more digits where two would read the same."""
+    labels = [format_lambda(v) for v in lams]
+    if len(set(labels)) < len(labels):  # two close lambdas: show more digits
+        labels = [format_lambda(v) if v == 0 else f"{v:.4g}" for v in lams]
+    return labels
+
+
+class ExplorerFigure:
+    """Linked plots of a sweep for one (regularizer, lambda, epoch) at a time."""
+
+    def __init__(self, result: SweepResult, *, figsize: tuple[float, float] = (13.0, 7.0),
+                 dpi: int = 72) -> None:
+        if result.baseline is None and not any(result.lambdas(r) for r in WITH_LAMBDA):
+            raise ValueError("the sweep holds no runs; run psp_lite.experiments.sweep(...) first.")
+        self.result = result
+        self.figsize, self.dpi = figsize, dpi
+        self.draws: list[DrawRecord] = []
+        self._build()
+
+    # ------------------------------------------------------------------ data, precomputed
+
+    def lambdas(self, regularizer: str) -> list[float]:
+        """Slider values for `regularizer`: 0 (no regularization, if swept) then its lambdas."""
+        zero = [0.0] if self.result.baseline is not None else []
+        return zero + self.result.lambdas(regularizer)
+
+    def regularizers(self) -> list[str]:
+        return [r for r in WITH_LAMBDA if self.result.lambdas(r)] or ["psp"]
+
+    def default_state(self) -> ExplorerState:
+        """PSP (or the first swept regularizer) at its paper lambda if swept, last epoch."""
+        reg = self.regularizers()[0]
+        lams = self.lambdas(reg)
+        target = {"psp": 1e-3, "l2": 1e-4}[reg]
+        lam = min(lams, key=lambda v: abs(math.log10(v) - math.log10(target)) if v else 99)
+        return ExplorerState(reg, lam, self.result.epochs)
+
+    def history(self, state: ExplorerState) -> RunHistory:
+        try:
+            return self.result.get(state.regularizer, state.lam)
+        except KeyError:
+            raise KeyError(f"{short_name(state.regularizer)} at λ={state.lam:g} "
+                           f"is not in the sweep; train it first.") from None
+
+    def _runs(self) -> dict[tuple[str, float], RunHistory]:
+        return dict(self.result.runs)
+
+    def _precompute(self) -> None:
+        """Histogram edges per layer (from the unregularized run) and every run's densities."""
+        runs = self._runs()
+        first = next(iter(runs.values()))
+        snap = first.weights[max(first.weights)]
+        self.layers = [n for n in snap if n.endswith("weight")]
+        ref = self.result.baseline or first
+        self.edges: dict[str, np.ndarray] = {}
+        for name in self.layers:
+            values = np.concatenate([w[name] for w in ref.weights.values()])
+            lo, hi = np.percentile(values, [0.05, 99.95])
+            span = max(abs(lo), abs(hi))
+            self.edges[name] = np.linspace(-span, span, HIST_BINS + 1)
+        self.hists: dict[tuple[tuple[str, float], int, str], np.ndarray] = {}
+        for key, h in runs.items():
+            self._add_hists(key, h)
+
+    def _add_hists(self, key: tuple[str, float], h: RunHistory) -> None:
+        for epoch, weights in h.weights.items():
+            for name in self.layers:
+                counts, edges = np.histogram(weights[name], bins=self.edges[name])
+                density = counts / max(1, len(weights[name])) / np.diff(edges)
+                steps = np.append(density, density[-1])
+                self.hists[(key, epoch, name)] = np.where(steps > 0, steps, np.nan)
+
+    def _key(self, state: ExplorerState) -> tuple[str, float]:
+        return ("none", 0.0) if state.lam == 0 else (state.regularizer, float(state.lam))
+
+    # ------------------------------------------------------------------ the figure, built once
+    #
+    # Speed: axes, ticks, labels and the faded curves of every run are static for a regularizer.
+    # They are drawn once per regularizer into a cached bitmap; a redraw restores that bitmap and
+    # draws only the dynamic artists (highlighted run, epoch markers, histograms, titles) on top.
+
+    def _build(self) -> None:
+        self._precompute()
+        fig = Figure(figsize=self.figsize, dpi=self.dpi)
+        self.canvas = FigureCanvasAgg(fig)
+        self.figure = fig
+        grid = fig.add_gridspec(2, 12, height_ratios=(1.15, 1), hspace=0.5, wspace=2.2,
+                                left=0.06, right=0.99, top=0.92, bottom=0.08)
+        self.ax_err = fig.add_subplot(grid[0, 0:4])
+        self.ax_z2 = fig.add_subplot(grid[0, 4:8])
+        self.ax_u = fig.add_subplot(grid[0, 8:12])
+        self.ax_w = [fig.add_subplot(grid[1, 3 * i:3 * i + 3]) for i in range(len(self.layers))]
+        epochs = np.arange(1, self.result.epochs + 1)
+        self.err_lines: dict[tuple[str, float], Line2D] = {}
+        self.z2_lines: dict[tuple[str, float], Line2D] = {}
+        for key, h in self._runs().items():
+            style = dict(color=COLORS[key[0]], lw=1.0, alpha=0.3)
+            if key[0] == "none":
+                style = dict(color=COLORS["none"], lw=1.5, ls="--", alpha=0.9)
+            n = len(h.test_error)
+            (self.err_lines[key],) = self.ax_err.plot(epochs[:n], h.test_error, **style)
+            (self.z2_lines[key],) = self.ax_z2.plot(epochs[:n], h.z2, **style)
+        # dynamic artists: redrawn on every change
+        (self.err_hl,) = self.ax_err.plot([], [], lw=3.0, zorder=4)
+        (self.z2_hl,) = self.ax_z2.plot([], [], lw=3.0, zorder=4)
+        self.err_marker = self.ax_err.axvline(1, color="k", lw=0.8, alpha=0.5)
+        self.z2_marker = self.ax_z2.axvline(1, color="k", lw=0.8, alpha=0.5)
+        (self.err_dot,) = self.ax_err.plot([], [], "o", color="k", ms=5, zorder=5)
+        (self.z2_dot,) = self.ax_z2.plot([], [], "o", color="k", ms=5, zorder=5)
+        self.ax_err.set(xlabel="epoch", ylabel="test error [%]")
+        self.ax_err.set_title("test error vs epoch (Fig. 2a)", fontsize=10)
+        self.ax_z2.set(xlabel="epoch", ylabel="<z²>, test set", yscale="log")
+        self.ax_z2.set_title("<z²> vs epoch (Fig. 2b)", fontsize=10)
+        for ax in (self.ax_err, self.ax_z2):
+            ax.grid(alpha=0.3)
+            ax.set_xlim(0.8, self.result.epochs + 0.2)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        u_curve(self.result, self.ax_u)
+        self.ax_u.set_title("final test error vs λ", fontsize=10)
+        self.u_lines = {reg: line for line in self.ax_u.get_lines() for reg in WITH_LAMBDA
+                        if line.get_label() == LABELS[reg]}
+        (self.u_dot,) = self.ax_u.plot([], [], "o", ms=11, mfc="none", mec="k", mew=2, zorder=5)
+        self.hist_base: list[Line2D] = []
+        self.hist_run: list[Line2D] = []
+        for ax, name in zip(self.ax_w, self.layers, strict=True):
+            edges = self.edges[name]
+            (base,) = ax.plot(edges, np.full(len(edges), np.nan), drawstyle="steps-post",
+                              color=COLORS["none"], lw=1.2, label=LABELS["none"])
+            (cur,) = ax.plot(edges, np.full(len(edges), np.nan), drawstyle="steps-post",
+                             color=COLORS["psp"], lw=1.6, label="chosen λ")
+            self.hist_base.append(base)
+            self.hist_run.append(cur)
+            values = [v for k, v in self.hists.items() if k[2] == name]
+            top = np.nanmax(values)
+            bottom = max(np.nanmin(values), top * 1e-6)
+            ax.set(yscale="log", ylim=(bottom * 0.7, top * 1.5), xlim=(edges[0], edges[-1]),
+                   xlabel=f"{name.removesuffix('.weight')} weight")
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.tick_params(labelsize=8)
+        if self.ax_w:
+            self.ax_w[0].set_ylabel("density")
+        self.hist_title = fig.text(0.5, 0.445, "", ha="center", fontsize=10)
+        self.suptitle = fig.text(0.5, 0.975, "", ha="center", va="top", fontsize=12)
+        self.dynamic = [self.err_hl, self.z2_hl, self.err_marker, self.z2_marker, self.err_dot,
+                        self.z2_dot, self.u_dot, *self.hist_base, *self.hist_run,
+                        self.hist_title, self.suptitle]
+        self._static_reg: str | None = None
+        self._backgrounds: dict[str, Any] = {}
+
+    def _set_static(self, reg: str) -> None:
+        """Static artists for `reg`: its runs (and the baseline) faded, the other's hidden."""
+        if reg == self._static_reg:
+            return
+        for k, line in [*self.err_lines.items(), *self.z2_lines.items()]:
+            line.set_visible(k[0] in (reg, "none"))
+        for r, line in self.u_lines.items():
+            line.set_alpha(1.0 if r == reg else 0.25)
+        self._fit_error_axis(reg)
+        if self.ax_w:  # the legend shows the chosen run in its regularizer's color
+            for line in self.hist_run:
+                line.set_color(COLORS[reg])
+            self.ax_w[0].legend(fontsize=7, loc="upper left")
+        self._static_reg = reg
+
+    def _background(self, reg: str) -> Any:
+        """The cached bitmap of everything static for `reg` (drawn on first use)."""
+        if reg not in self._backgrounds:
+            self._set_static(reg)
+            for artist in self.dynamic:
+                artist.set_animated(True)
+            try:
+                self.canvas.draw()
+            finally:
+                for artist in self.dynamic:
+                    artist.set_animated(False)
+            self._backgrounds[reg] = self.canvas.copy_from_bbox(self.figure.bbox)
+        return self._backgrounds[reg]
+
+    def warm(self) -> None:
+        """Draw every regularizer's background now, so no slider change has to (~0.4 s each)."""
+        current = self._static_reg
+        for reg in self.regularizers():
+            self._background(reg)
+        if current is not None:
+            self._set_static(current)
+
+    # ------------------------------------------------------------------ state -> drawing
+
+    def check(self, state: ExplorerState) -> ExplorerState:
+        """`state` made valid: a known regularizer and lambda, the epoch clipped to the run."""
+        if state.regularizer not in WITH_LAMBDA:
+            raise ValueError(f"regularizer must be one of {WITH_LAMBDA}, got "
+                             f"{state.regularizer!r}.")
+        self.history(state)
+        epoch = int(min(max(1, state.epoch), self.result.epochs))
+        return ExplorerState(state.regularizer, float(state.lam), epoch)
+
+    def render(self, state: ExplorerState) -> Figure:
+        """Set the figure's artists for `state` (no pixels drawn); record and return the figure.
+
+        `render(state).savefig(...)` gives the same picture as `png(state)`.
+        """
+        start = time.perf_counter()
+        state = self.check(state)
+        self._apply(state)
+        self._set_static(state.regularizer)
+        self.draws.append(DrawRecord(state, None, time.perf_counter() - start))
+        return self.figure
+
+    def png(self, state: ExplorerState) -> bytes:
+        """Draw `state` (cached background + dynamic artists) and encode it as PNG; record it."""
+        start = time.perf_counter()
+        state = self.check(state)
+        background = self._background(state.regularizer)
+        self._set_static(state.regularizer)
+        self._apply(state)
+        self.canvas.restore_region(background)
+        for artist in self.dynamic:
+            self.figure.draw_artist(artist)
+        pixels = np.asarray(self.canvas.buffer_rgba())[..., :3]
+        buf = io.BytesIO()
+        PIL.Image.fromarray(pixels).save(buf, format="png", compress_level=1)
+        data = buf.getvalue()
+        self.draws.append(DrawRecord(state, hashlib.sha1(data).hexdigest(),
+                                     time.perf_counter() - start))
+        return data
+
+    @property
+    def last(self) -> DrawRecord | None:
+        return self.draws[-1] if self.draws else None
+
+    def _apply(self, state: ExplorerState) -> None:
+        """Move `state`'s numbers into the dynamic artists."""
+        reg, key, e = state.regularizer, self._key(state), state.epoch
+        h = self.history(state)
+        color = COLORS[key[0]]
+        epochs = np.arange(1, len(h.test_error) + 1)
+        err, z2 = h.test_error[e - 1], h.z2[e - 1]
+        for line, ys in ((self.err_hl, h.test_error), (self.z2_hl, h.z2)):
+            line.set_data(epochs, ys)
+            line.set_color(color)
+        for line in (self.err_marker, self.z2_marker):
+            line.set_xdata([e, e])
+        self.err_dot.set_data([e], [err])
+        self.z2_dot.set_data([e], [z2])
+        # lambda 0 cannot sit on a log axis: mark the baseline at the left end instead
+        u_x = state.lam or min(self.result.lambdas(reg) or [1e-5])
+        self.u_dot.set_data([u_x], [h.final_error()])
+        snap = snapshot_for(h.weights, e)
+        base = self.result.baseline
+        base_snap = snapshot_for(base.weights, e) if base is not None else None
+        for name, cur, ref in zip(self.layers, self.hist_run, self.hist_base, strict=True):
+            cur.set_ydata(self.hists[(key, snap, name)])
+            cur.set_color(COLORS[reg])
+            if base_snap is not None:
+                ref.set_ydata(self.hists[(("none", 0.0), base_snap, name)])
+        note = "" if snap == e else f" (the kept snapshot nearest to epoch {e})"
+        self.hist_title.set_text(f"weights per layer at epoch {snap}{note} (Fig. 3); gray: no "
+                                 "regularization")
+        name = short_name(reg if state.lam else "none")
+        label = format_lambda(state.lam) if state.lam else "0"
+        self.suptitle.set_text(f"{name}, λ = {label}, epoch {e}:  test error {err:.2f} %,  "
+                               f"<z²> {z2:.3g}")
+
+    def _fit_error_axis(self, reg: str) -> None:
+        """y range of the test-error panel: every visible run, except that runs far worse than
+        the unregularized one leave through the top (the lambda curve shows them whole)."""
+        curves = [h.test_error for k, h in self._runs().items() if k[0] in (reg, "none")]
+        lo = min(min(c) for c in curves)
+        hi = max(max(c) for c in curves)
+        if self.result.baseline is not None:
+            hi = min(hi, lo + 1.25 * (max(self.result.baseline.test_error) - lo) + 1.0)
+        pad = 0.04 * (hi - lo) + 0.1
+        self.ax_err.set_ylim(lo - pad, hi + pad)
+
+    # ------------------------------------------------------------------ adding runs
+
+    def add_run(self, history: RunHistory) -> None:
+        """Add a run (e.g. a newly trained lambda) and rebuild the figure around it."""
+        self.result.add(history)
+        self._build()
+
+
+def nearest_lambda(lams: list[float], near: float) -> float:
+    """The lambda of `lams` nearest `near` on a log scale (0 is nearest only to 0)."""
+    def distance(v: float) -> float:
+        if v == 0 or near == 0:
+            return 0.0 if v == near else 99.0
+        return abs(math.log10(v) - math.log10(near))
+
+    return min(lams, key=distance)
+
+
+
+__all__ = ["DrawRecord", "ExplorerFigure", "ExplorerState", "format_lambda", "lambda_labels",
+           "nearest_lambda"]

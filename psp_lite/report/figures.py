@@ -1,0 +1,370 @@
+"""The paper's figures and tables as functions of run histories.
+
+Fig. 2a (`test_error_curves`), Fig. 2b (`z2_curves`), Fig. 3 (`weight_histograms`, and the
+per-layer spread table `weight_spread`), and the Table 1 / Table 2 comparisons (`curves_by_model`,
+`comparison_bars`). Every function takes `Groups` (regularizer -> one history per
+seed) or summary rows and returns a matplotlib `Figure` (or rows / text); none trains anything.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from psp_lite.paper import paper_error
+from psp_lite.regularizers import WITH_LAMBDA
+from psp_lite.report.stats import SummaryRow, sweep_points
+from psp_lite.report.style import COLORS, LABELS
+from psp_lite.training.history import Groups
+
+if TYPE_CHECKING:  # a sweep is read here, never run
+    from psp_lite.training.history import SweepResult
+
+PAPER_PREFIX = "paper: "  # label prefix of the paper's reference lines (not a regime's curve)
+KDE_SAMPLE = 20000  # values per layer used for a KDE line (the histogram uses all of them)
+
+
+def _label(reg: str, results: Groups) -> str:
+    lam = results[reg][0].config.lam
+    return f"{LABELS.get(reg, reg)}, λ={lam:g}" if lam else LABELS.get(reg, reg)
+
+
+def _mean_band(ax: Axes, epochs: list[int], curves: np.ndarray, color: str, label: str,
+               log: bool = False) -> None:
+    """One line (mean over seeds; geometric mean when `log`) and, for >1 seed, a min-max band."""
+    mean = np.exp(np.log(curves).mean(0)) if log else curves.mean(0)
+    ax.plot(epochs, mean, color=color, label=label, marker="o" if len(epochs) < 3 else None)
+    if len(curves) > 1:
+        ax.fill_between(epochs, curves.min(0), curves.max(0), color=color, alpha=0.2, lw=0)
+
+
+def _seed_note(results: Groups) -> str:
+    n = max(len(hs) for hs in results.values())
+    return f"mean of {n} seeds, band: min-max" if n > 1 else "1 seed"
+
+
+def test_error_curves(results: Groups, ax: Axes | None = None, *, paper: bool = True,
+                      title: str | None = None) -> Figure:
+    """Fig. 2a: test error (%) per epoch; per regularizer a line (mean over seeds) and, with more
+    than one seed, a min-max band. `paper` adds the paper's number as a dotted line where the
+    paper has one for this dataset and model (labelled "paper: ...")."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.4, 4.2))
+    for reg, histories in results.items():
+        color = COLORS.get(reg, "k")
+        curves = np.array([h.test_error for h in histories])
+        _mean_band(ax, histories[0].epochs, curves, color, _label(reg, results))
+        c = histories[0].config
+        theirs = paper_error(c.dataset, c.model, reg) if paper else None
+        if theirs is not None:
+            ax.axhline(theirs, color=color, ls=":", lw=1.2,
+                       label=f"{PAPER_PREFIX}{LABELS.get(reg, reg)} {theirs:g} %")
+    c = next(iter(results.values()))[0].config
+    ax.set(xlabel="epoch", ylabel="test error [%]",
+           title=title or f"Test error, {c.model} on {c.dataset} ({_seed_note(results)})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _z2_panel(ax: Axes, results: Groups, get: Callable, title: str) -> None:
+    for reg, histories in results.items():
+        curves = np.array([get(h) for h in histories], dtype=float)
+        _mean_band(ax, histories[0].epochs, curves, COLORS.get(reg, "k"), LABELS.get(reg, reg),
+                   log=True)
+    ax.set(yscale="log", xlabel="epoch", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3, which="both")
+
+
+def z2_curves(results: Groups, per_layer: bool = True) -> Figure:
+    """Fig. 2b: <z^2> on the test set per epoch on a log scale: the mean over layers (what the
+    paper plots) and, with `per_layer`, one panel per layer (logits last)."""
+    layers = list(next(iter(results.values()))[0].z2_layers) if per_layer else []
+    n = 1 + len(layers)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
+    panels = [("mean over layers (Fig. 2b)", lambda h: h.z2)]
+    panels += [(name, lambda h, k=name: h.z2_layers[k]) for name in layers]
+    for ax, (title, get) in zip(axes[0], panels, strict=True):
+        _z2_panel(ax, results, get, title)
+    axes[0][0].set_ylabel("<z²> on the test set (log)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"Post-synaptic potentials ({_seed_note(results)})", y=1.02)
+    fig.tight_layout()
+    return fig
+
+
+def curves_by_model(results_by_model: dict[str, Groups]) -> Figure:
+    """Table 2's runs as curves: one column per network, test error (top) and the layer-mean
+    <z^2> on a log scale (bottom), one line per regularizer."""
+    models = list(results_by_model)
+    fig, axes = plt.subplots(2, len(models), figsize=(4.4 * len(models), 6.4), squeeze=False)
+    for col, model in enumerate(models):
+        results = results_by_model[model]
+        test_error_curves(results, axes[0][col], title=f"{model}: test error")
+        _z2_panel(axes[1][col], results, lambda h: h.z2, f"{model}: <z²> (mean over layers)")
+    axes[1][0].set_ylabel("<z²> on the test set (log)")
+    fig.tight_layout()
+    return fig
+
+
+def comparison_bars(rows: list[SummaryRow]) -> Figure:
+    """Ours beside the paper's: per (model, regularizer) a solid bar (ours, with the seed std as
+    an error bar when >1 seed) and a hatched bar (the paper's, where it has a number)."""
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(rows)), 3.8))
+    x = np.arange(len(rows))
+    ours = [r.ours_mean for r in rows]
+    err = [r.ours_std if r.seeds > 1 else 0.0 for r in rows]
+    mine = ax.bar(x - 0.2, ours, 0.4, yerr=err if any(err) else None, capsize=3,
+                  color=[COLORS.get(r.regularizer, "k") for r in rows], label="ours")
+    ax.bar_label(mine, fmt="%.2f", fontsize=7)
+    paper_x = [i + 0.2 for i, r in enumerate(rows) if r.paper is not None]
+    paper_y = [r.paper for r in rows if r.paper is not None]
+    paper_c = [COLORS.get(r.regularizer, "k") for r in rows if r.paper is not None]
+    if paper_y:
+        theirs = ax.bar(paper_x, paper_y, 0.4, color="white", edgecolor=paper_c, hatch="//",
+                        label="paper")
+        ax.bar_label(theirs, fmt="%.2f", fontsize=7)
+    ax.set_xticks(x, [f"{r.model}\n{LABELS.get(r.regularizer, r.regularizer)}" for r in rows],
+                  fontsize=8)
+    ax.set(ylabel="test error [%]", title="Test error: ours (solid) and the paper's (hatched)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- Fig. 3
+
+
+def _snapshot(histories: list, epoch: int | None, seed_index: int) -> dict[str, np.ndarray]:
+    h = histories[seed_index]
+    if not h.weights:
+        raise ValueError(f"{h.config.label}: the run kept no weights (train it again).")
+    chosen = epoch or max(h.weights)
+    if chosen not in h.weights:
+        raise ValueError(f"no weights kept at epoch {chosen}; kept: {sorted(h.weights)} (add "
+                         "it to RunConfig.snapshot_epochs).")
+    return h.weights[chosen]
+
+
+def _weight_layers(snapshot: dict[str, np.ndarray], layers: Sequence[str] | None) -> list[str]:
+    names = [n.removesuffix(".weight") for n in snapshot if n.endswith(".weight")]
+    if layers is None:
+        return names
+    missing = [n for n in layers if n not in names]
+    if missing:
+        raise ValueError(f"no weights named {missing}; the model has {names}.")
+    return list(layers)
+
+
+def weight_histograms(results: Groups, regularizers: tuple[str, ...] = ("l2", "psp"),
+                      epoch: int | None = None, seed_index: int = 0,
+                      layers: Sequence[str] | None = None, kde: bool = True) -> Figure:
+    """Fig. 3: the distribution of each layer's trained weights, the regularizers overlaid on
+    one shared axis per layer (seaborn density histogram with a KDE line; same bins for all).
+
+    `epoch`: which kept snapshot (default: the last); `seed_index`: which seed's network.
+    """
+    import seaborn as sns  # here, not at the top: importing it costs ~150 MB of memory
+
+    chosen = [r for r in regularizers if r in results]
+    if not chosen:
+        raise ValueError(f"none of {regularizers} is in the results ({list(results)}).")
+    snaps = {r: _snapshot(results[r], epoch, seed_index) for r in chosen}
+    names = _weight_layers(snaps[chosen[0]], layers)
+    cols = min(2, len(names)) if len(names) == 4 else min(4, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.3 * rows), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, name in zip(axes.flat, names, strict=False):
+        values = {r: snaps[r][f"{name}.weight"] for r in chosen}
+        lo, hi = np.percentile(np.concatenate(list(values.values())), [0.5, 99.5])
+        fewest = min(len(v) for v in values.values())
+        bins = np.linspace(lo, hi, 1 + int(np.clip(1.5 * math.sqrt(fewest), 20, 60)))
+        for r in chosen:
+            v = values[r]
+            inside = v[(v >= lo) & (v <= hi)]
+            color = COLORS.get(r, "k")
+            sns.histplot(x=inside, bins=bins, stat="density", element="step", fill=True,
+                         alpha=0.25, color=color, ax=ax, label="_nolegend_" if kde else
+                         LABELS.get(r, r))
+            if kde:
+                sample = inside if len(inside) <= KDE_SAMPLE else rng.choice(inside, KDE_SAMPLE,
+                                                                             replace=False)
+                sns.kdeplot(x=sample, color=color, ax=ax, lw=1.6, label=LABELS.get(r, r),
+                            clip=(lo, hi))
+        ax.set(xlim=(lo, hi), xlabel="weight value", ylabel="density",
+               title=f"{name} ({len(values[chosen[0]])} weights)")
+        ax.legend(fontsize=8)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    h = results[chosen[0]][seed_index]
+    shown = epoch or max(h.weights)
+    fig.suptitle(f"Trained weights per layer (Fig. 3), {h.config.dataset}, epoch {shown}, "
+                 f"seed {h.config.seed}; central 99 % of values", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+@dataclass
+class SpreadRow:
+    """Spread of one layer's trained weights under one regularizer (Fig. 3 as numbers)."""
+
+    layer: str
+    regularizer: str
+    count: int  # weights in the layer
+    seeds: int  # networks averaged over
+    std: float  # standard deviation (population, ddof=0), mean over seeds
+    kurtosis: float  # excess kurtosis m4 / m2^2 - 3 (0 for a Gaussian), mean over seeds
+
+
+def moments(values: np.ndarray) -> tuple[float, float]:
+    """(standard deviation, excess kurtosis) of `values`, population moments about the mean."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    d = v - v.mean()
+    m2 = float(np.mean(d**2))
+    m4 = float(np.mean(d**4))
+    return math.sqrt(m2), (m4 / m2**2 - 3.0) if m2 > 0 else float("nan")
+
+
+def weight_spread(results: Groups, regularizers: tuple[str, ...] = ("l2", "psp"),
+                  epoch: int | None = None, layers: Sequence[str] | None = None
+                  ) -> list[SpreadRow]:
+    """Per layer and regularizer: std and excess kurtosis of the trained weights, each the mean
+    over the seeds' networks (rows ordered layer by layer)."""
+    chosen = [r for r in regularizers if r in results]
+    if not chosen:
+        raise ValueError(f"none of {regularizers} is in the results ({list(results)}).")
+    snaps = {r: [_snapshot(results[r], epoch, i) for i in range(len(results[r]))]
+             for r in chosen}
+    names = _weight_layers(snaps[chosen[0]][0], layers)
+    rows = []
+    for name in names:
+        for r in chosen:
+            stats = [moments(s[f"{name}.weight"]) for s in snaps[r]]
+            rows.append(SpreadRow(name, r, int(snaps[r][0][f"{name}.weight"].size), len(stats),
+                                  float(np.mean([s[0] for s in stats])),
+                                  float(np.mean([s[1] for s in stats]))))
+    return rows
+
+
+def spread_markdown(rows: list[SpreadRow]) -> str:
+    """The spread table in Markdown: one line per layer, l2 and PSP side by side."""
+    by_layer: dict[str, dict[str, SpreadRow]] = {}
+    for r in rows:
+        by_layer.setdefault(r.layer, {})[r.regularizer] = r
+    regs = list(dict.fromkeys(r.regularizer for r in rows))
+    head = ["layer", "weights"] + [f"std, {LABELS.get(g, g)}" for g in regs]
+    if {"l2", "psp"} <= set(regs):
+        head.append("std ratio PSP / l2")
+    head += [f"excess kurtosis, {LABELS.get(g, g)}" for g in regs]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for layer, d in by_layer.items():
+        first = next(iter(d.values()))
+        cells = [layer, str(first.count)] + [f"{d[g].std:.4f}" for g in regs]
+        if {"l2", "psp"} <= set(regs):
+            cells.append(f"{d['psp'].std / d['l2'].std:.2f}")
+        cells += [f"{d[g].kurtosis:.2f}" for g in regs]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def u_curve(result: SweepResult, ax: Axes | None = None, highlight: str | None = None) -> Figure:
+    """Final test error vs lambda (log x), one line per regularizer, no regularization dashed."""
+    if ax is None:
+        fig = Figure(figsize=(6, 4), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+    for reg in WITH_LAMBDA:
+        points = result.final_errors(reg)
+        if not points:
+            continue
+        lams, errs = zip(*points, strict=True)
+        faded = highlight is not None and reg != highlight
+        ax.plot(lams, errs, "o-", color=COLORS[reg], alpha=0.3 if faded else 1.0,
+                label=LABELS[reg], ms=4)
+    if result.baseline is not None:
+        ax.axhline(result.baseline.final_error(), color=COLORS["none"], ls="--",
+                   label=LABELS["none"])
+    ax.set(xscale="log", xlabel="λ", ylabel="final test error [%]",
+           title=f"Final test error vs λ (epoch {result.epochs})")
+    errors = [e for reg in WITH_LAMBDA for _, e in result.final_errors(reg)]
+    if errors and max(errors) > 3 * min(errors):  # a few collapsed runs would squash the rest
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return ax.figure
+
+
+# ----------------------------------------------------------------------------- results packs
+
+
+def _error_and_z2(ax_error: Axes, ax_z2: Axes, results: Groups, title: str) -> None:
+    test_error_curves(results, ax_error, title=f"{title}\ntest error")
+    _z2_panel(ax_z2, results, lambda h: h.z2, "<z²> on the test set (mean over layers)")
+    ax_z2.set_ylabel("<z²> (log)")
+
+
+def beside(theirs: Groups, own: Groups | None = None, *, theirs_title: str = "results pack",
+           own_title: str | None = None) -> Figure:
+    """Test error (top) and layer-mean <z^2> (bottom, log) per epoch: a results pack's runs
+    (`theirs`, right) beside the student's own run (`own`, left, same y axes), or the pack's
+    alone."""
+    cols = 1 if own is None else 2
+    fig, axes = plt.subplots(2, cols, figsize=(6.4 * cols, 8.0), squeeze=False, sharey="row")
+    if own is not None:
+        first = next(iter(own.values()))[0].config
+        _error_and_z2(axes[0][0], axes[1][0], own, own_title or
+                      f"your run: {first.dataset}, {_seed_note(own)}, {first.epochs} epochs")
+    _error_and_z2(axes[0][-1], axes[1][-1], theirs, theirs_title)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_curves(groups: Groups, own=None, ax: Axes | None = None,
+                 title: str | None = None) -> Figure:
+    """A λ sweep over seeds: late-epoch test error vs λ (log x) per regularizer, the mean over
+    seeds with a min-max band; no regularization as a dashed line. `own` (a
+    `sweep.SweepResult`, one seed) adds its final errors as thin dotted lines."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.4, 4.2))
+    points = sweep_points(groups)
+    for reg, pts in points.items():
+        lams = [lam for lam, _ in pts]
+        errors = [np.array(e) for _, e in pts]
+        mean = [e.mean() for e in errors]
+        color = COLORS.get(reg, "k")
+        if reg == "none":
+            ax.axhline(mean[0], color=color, ls="--", label=f"{LABELS['none']} (pack)")
+            ax.axhspan(errors[0].min(), errors[0].max(), color=color, alpha=0.15, lw=0)
+            continue
+        ax.plot(lams, mean, "o-", color=color, ms=4, label=f"{LABELS.get(reg, reg)} (pack)")
+        ax.fill_between(lams, [e.min() for e in errors], [e.max() for e in errors],
+                        color=color, alpha=0.2, lw=0)
+    if own is not None:
+        for reg in WITH_LAMBDA:
+            mine = own.final_errors(reg)
+            if mine:
+                ax.plot(*zip(*mine, strict=True), ":", marker=".", color=COLORS[reg], lw=1,
+                        label=f"{LABELS[reg]} (your run, {own.epochs} epochs)")
+        if own.baseline is not None:
+            ax.axhline(own.baseline.final_error(), color=COLORS["none"], ls=":", lw=1,
+                       label=f"{LABELS['none']} (your run)")
+    seeds = max(len(hs) for hs in groups.values())
+    ax.set(xscale="log", xlabel="λ", ylabel="late-epoch test error [%]",
+           title=title or f"Test error vs λ ({seeds} seeds, band: min-max)")
+    errors = [e for pts in points.values() for _, es in pts for e in es]
+    if errors and max(errors) > 3 * min(errors):  # collapsed runs would squash the rest
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return fig

@@ -1,0 +1,145 @@
+"""What a training run leaves: its per-epoch history, the error that ends a diverging run, and
+groups of histories (per regularizer, or a lambda sweep's grid) as the report side reads them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from psp_lite.regularizers import WITH_LAMBDA, short_name
+from psp_lite.training.config import RunConfig
+
+
+def late_epochs(epochs: int) -> int:
+    """How many final epochs every late-epoch number averages: epochs 31..end as the authors do
+    when there are more than 40, else the last 40 % (at least 1). One rule for tables, sweep
+    points and the explorer's lambda curve, so that what is plotted side by side is the same
+    statistic."""
+    return epochs - 30 if epochs > 40 else max(1, round(0.4 * epochs))
+
+
+@dataclass
+class RunHistory:
+    """Per-epoch record of one run (index i is epoch i + 1)."""
+
+    config: RunConfig
+    train_loss: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_error: list[float] = field(default_factory=list)  # percent
+    z2: list[float] = field(default_factory=list)  # layer-mean <z^2> on the test set (Fig. 2b)
+    z2_layers: dict[str, list[float]] = field(default_factory=dict)
+    seconds: list[float] = field(default_factory=list)  # wall time per epoch
+    weights: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # epoch -> name -> flat
+    device: str = ""
+    data_note: str = ""
+    diverged_at: int | None = None  # the epoch whose loss became NaN/inf; earlier epochs are kept
+
+    @property
+    def epochs(self) -> list[int]:
+        return list(range(1, len(self.test_error) + 1))
+
+    def final_error(self, last: int = 1) -> float:
+        """Mean test error (%) over the last `last` epochs."""
+        return float(np.mean(self.test_error[-last:]))
+
+    def late_error(self) -> float:
+        """Mean test error (%) over the late epochs (`late_epochs` of the epochs run)."""
+        return self.final_error(late_epochs(len(self.test_error)))
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; `history` holds the epochs finished before."""
+
+    def __init__(self, message: str, history: RunHistory | None = None) -> None:
+        super().__init__(message)
+        self.history = history
+
+
+
+
+Groups = dict[str, list[RunHistory]]  # a group (e.g. a regularizer) -> one history per seed
+Key = tuple[str, float]  # (regularizer, lambda); ("none", 0.0) is the unregularized run
+
+
+def default_snapshots(epochs: int) -> tuple[int, ...]:
+    """First, middle and last epoch: what the epoch slider's histograms can show."""
+    return tuple(sorted({1, (epochs + 1) // 2, epochs}))
+
+
+def snapshot_for(epochs_kept: Iterable[int], epoch: int) -> int:
+    """The latest kept snapshot epoch at or before `epoch` (the earliest one if none is)."""
+    kept = sorted(epochs_kept)
+    if not kept:
+        raise ValueError("this run kept no weight snapshots.")
+    earlier = [e for e in kept if e <= epoch]
+    return earlier[-1] if earlier else kept[0]
+
+
+@dataclass
+class SweepResult:
+    """The runs of one sweep, keyed by (regularizer, lambda)."""
+
+    base: RunConfig  # the shared protocol (regularizer "none")
+    runs: dict[Key, RunHistory] = field(default_factory=dict)
+    diverged: list[Key] = field(default_factory=list)
+
+    def lambdas(self, regularizer: str) -> list[float]:
+        """The swept lambdas of `regularizer`, ascending (0.0 for "none")."""
+        return sorted(lam for reg, lam in self.runs if reg == regularizer)
+
+    def get(self, regularizer: str, lam: float) -> RunHistory:
+        """The run of `regularizer` at `lam` (lam 0 gives the unregularized run)."""
+        if lam == 0 or regularizer == "none":
+            return self.runs[("none", 0.0)]
+        return self.runs[(regularizer, float(lam))]
+
+    @property
+    def baseline(self) -> RunHistory | None:
+        return self.runs.get(("none", 0.0))
+
+    @property
+    def epochs(self) -> int:
+        return self.base.epochs
+
+    def final_errors(self, regularizer: str) -> list[tuple[float, float]]:
+        """(lambda, final test error %) for each swept lambda of `regularizer`."""
+        return [(lam, self.get(regularizer, lam).final_error()) for lam in
+                self.lambdas(regularizer)]
+
+    def best(self, regularizer: str) -> tuple[float, float]:
+        """(lambda, final test error %) of the lowest final error of `regularizer`."""
+        return min(self.final_errors(regularizer), key=lambda item: item[1])
+
+    def add(self, history: RunHistory) -> None:
+        """Add (or replace) a run, e.g. one trained later from the explorer."""
+        c = history.config
+        self.runs[(c.regularizer, float(c.lam))] = history
+
+    def config_for(self, regularizer: str, lam: float) -> RunConfig:
+        """The config of a run of this sweep's protocol at (regularizer, lam)."""
+        if regularizer == "none":
+            lam = 0.0
+        return dataclasses.replace(self.base, regularizer=regularizer, lam=float(lam))
+
+    def table(self) -> str:
+        """Final test error (%) vs lambda as a Markdown table, one column per regularizer."""
+        tried = {*self.runs, *self.diverged}
+        regs = [r for r in WITH_LAMBDA if any(k[0] == r for k in tried)]
+        lams = sorted({lam for r, lam in tried if r in regs})
+        head = "| λ | " + " | ".join(f"{short_name(r)}: test error %" for r in regs) + " |"
+        lines = [head, "|---" * (len(regs) + 1) + "|"]
+        if self.baseline is not None:
+            err = f"{self.baseline.final_error():.2f}"
+            lines.append("| 0 (no regularization) | " + " | ".join([err] * len(regs)) + " |")
+        for lam in lams:
+            cells = []
+            for r in regs:
+                if (r, lam) in self.runs:
+                    cells.append(f"{self.runs[(r, lam)].final_error():.2f}")
+                else:
+                    cells.append("diverged" if (r, lam) in self.diverged else "—")
+            lines.append(f"| {lam:.2g} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
