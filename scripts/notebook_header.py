@@ -3,7 +3,10 @@
 The repository's address is read from one place: pyproject.toml's [project.urls] Repository.
 Per notebook this inserts, or brings up to date, two cells recognized by their metadata tags:
 
-  psp-lite-header  markdown, first cell: "Open in Colab" and "Launch Binder" badges for this file
+  psp-lite-header  markdown, first cell: "Open in Colab" and "Launch Binder" badges for this file,
+                   and, where the notebook's metadata has `psp_lite_minutes` ({"core": N,
+                   "going_further": M}), a line "core: about N min; going further: about M min"
+                   (how long a class takes over the notebook's core and its optional rest)
   psp-lite-setup   code, just before the notebook's first other code cell: in Colab installs
                    psp_lite from the repository (no pins of numpy, torch or matplotlib), elsewhere
                    does nothing; then names the device and tells a Colab user without a GPU how
@@ -95,11 +98,24 @@ def badge_urls(url: str, filename: str) -> tuple[str, str]:
             f"https://mybinder.org/v2/gh/{slug}/HEAD?labpath=notebooks%2F{name}")
 
 
-def header_source(url: str, filename: str) -> str:
-    """The markdown of the badge cell."""
+MINUTES_KEY = "psp_lite_minutes"
+
+
+def minutes_line(minutes: dict | None) -> str:
+    """'core: about 10 min; going further: about 15 min' from {"core": 10, "going_further": 15}."""
+    if not minutes:
+        return ""
+    return (f"core: about {minutes['core']} min; "
+            f"going further: about {minutes['going_further']} min")
+
+
+def header_source(url: str, filename: str, minutes: dict | None = None) -> str:
+    """The markdown of the badge cell (and the class-time line, given `minutes`)."""
     colab, binder = badge_urls(url, filename)
-    return (f"[![Open In Colab]({COLAB_BADGE})]({colab}) "
-            f"[![Launch Binder]({BINDER_BADGE})]({binder})")
+    badges = (f"[![Open In Colab]({COLAB_BADGE})]({colab}) "
+              f"[![Launch Binder]({BINDER_BADGE})]({binder})")
+    line = minutes_line(minutes)
+    return f"{badges}\n\n**{line}**" if line else badges
 
 
 def setup_source(url: str) -> str:
@@ -131,7 +147,9 @@ def update(nb: NotebookNode, url: str, filename: str) -> NotebookNode:
             cell.execution_count = None
     first_code = next((i for i, c in enumerate(cells) if c.cell_type == "code"), len(cells))
     cells.insert(first_code, _new_cell(nb, "code", setup_source(url), SETUP_TAG))
-    cells.insert(0, _new_cell(nb, "markdown", header_source(url, filename), HEADER_TAG))
+    cells.insert(0, _new_cell(nb, "markdown",
+                              header_source(url, filename, nb.metadata.get(MINUTES_KEY)),
+                              HEADER_TAG))
     nb.cells = cells
     return nb
 

@@ -264,3 +264,16 @@ def test_setup_cell_in_colab_installs_from_the_repository(monkeypatch: pytest.Mo
     assert ("Runtime > Change runtime type" in text) == cpu_only
     _, calls = _run_setup(monkeypatch, colab=True, installed=True)
     assert calls == [], "a second run in the same Colab session installs nothing"
+
+
+def test_writer_states_class_time_from_the_metadata(tmp_path: Path) -> None:
+    folder, pyproject = _sample(tmp_path)
+    path = next(folder.glob("*.ipynb"))
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata[writer.MINUTES_KEY] = {"core": 10, "going_further": 15}
+    nbformat.write(nb, path)
+    writer.main(_args(folder, pyproject))
+    header = nbformat.read(path, as_version=4).cells[0].source
+    assert "core: about 10 min; going further: about 15 min" in header
+    assert "Open In Colab" in header.splitlines()[0], "the badges stay on the first line"
+    assert writer.main([*_args(folder, pyproject), "--check"]) == 0

@@ -10,6 +10,7 @@ prints them as a table at the end of the session.
 from __future__ import annotations
 
 import os
+import re
 import time
 import warnings
 from pathlib import Path
@@ -31,6 +32,8 @@ MAX_SERIES_SECONDS = 600.0
 #: Binder gives a notebook about 2 GB; the defaults stay under 1.5 GB, smoke runs all the more.
 MAX_PEAK_BYTES = 1.5e9
 SECONDS: dict[str, float] = {}
+#: What a check prints for a right answer (`check_prediction`, `check_eq15_mlp`, `check_tensor`).
+ANSWER_SHOWN = re.compile(r"the measurement says|\bright\b|\bmatches\b")
 
 
 def test_cell_timeout_leaves_room_for_a_retry_within_ci() -> None:
@@ -68,6 +71,15 @@ def test_notebook_runs_in_smoke_mode(path: Path, tmp_path: Path, monkeypatch: py
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
                    for o in c.get("outputs", []))
     assert "SMOKE RUN" in text, "a notebook must say visibly that it is a smoke run"
+    # Run All reveals no answer: solution cells print nothing and no check reports a right answer
+    solution_output = [o for c in nb.cells if "solution" in c.metadata.get("tags", [])
+                       for o in c.get("outputs", []) if o.get("output_type") != "error"]
+    assert not solution_output, f"{path.name}: a solution cell shows output under Run All"
+    checked = "".join(o.get("text", "") for c in nb.cells
+                      if {"exercise-check", "solution"} & set(c.metadata.get("tags", []))
+                      for o in c.get("outputs", []))
+    shown = ANSWER_SHOWN.search(checked) or re.search("the measurement says", text)
+    assert not shown, f"{path.name}: Run All prints an answer: {shown.group(0)!r}"
     assert os.environ["PSP_LITE_SMOKE"] == "1"
     assert seconds < MAX_SECONDS, f"{path.name} took {seconds:.0f} s in smoke mode"
     assert peak is None or peak < MAX_PEAK_BYTES, \

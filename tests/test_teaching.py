@@ -113,7 +113,7 @@ def test_decay_bias_free_relu_is_exact() -> None:
         assert values[-1] / values[0] == pytest.approx(0.9 ** (2 * layer * 5), rel=1e-6)
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
     fig = teaching.plot_mean_z2_during_decay({"relu": traj}, 0.1, predicted="relu")
-    assert len(fig.axes[0].lines) == 2 * len(traj)
+    assert len(fig.axes[0].lines) == 2 * len(traj) + 1  # + the prediction's legend entry
     plt.close("all")
 
 
@@ -379,3 +379,107 @@ def test_eq15_check_reports_unfinished_and_broken_code() -> None:
     assert "2 (dW, db) pairs returned" in teaching.check_eq15_mlp(too_few).diagnoses[0]
     case = teaching.eq15_case()
     assert math.isclose(case.lam, 1e-3) and len(case.x) == 5 and len(case.weights) == 3
+
+
+# ------------------------------------------------------------------ notebooks 01-03's one-liners
+
+
+def test_lambda_in_paper_units_and_accuracy_line() -> None:
+    s = teaching.FirstLookSettings()
+    text = teaching.lambda_in_paper_units(s)
+    assert "1000 × the paper's 0.001" in text and "100 × the paper's 0.0001" in text
+    # the literal Eq. 7 lambda per layer that gives the layer mean's pull: 2 lam / (N n_l)
+    assert f"{2 / (3 * 64):.3g}, {2 / (3 * 64):.3g}, {2 / (3 * 4):.3g}" in text
+    assert "0.999" in text and "400 steps" in text
+
+
+def test_decay_two_networks_and_largest_slopes() -> None:
+    traj = teaching.decay_two_networks(16, 0.1, 3)
+    assert list(traj) == ["ReLU, no biases", "tanh, with biases"]
+    relu = list(traj["ReLU, no biases"].values())
+    assert relu[1][-1] / relu[1][0] == pytest.approx(0.9 ** (2 * 2 * 3), rel=1e-5)
+    lines = teaching.largest_slopes().splitlines()
+    assert lines[0].endswith("largest slope 0.2500 at z = +0.0000, slope at z = 3: 0.0452")
+
+
+def test_derivation_lines_all_match() -> None:
+    net = teaching.mlp((3, 4, 3, 2), "tanh", seed=0, dtype=F64)
+    x = torch.randn(1, 3, dtype=F64, generator=torch.Generator().manual_seed(0))
+    s = teaching.paper_symbols(net, x)
+    assert s.N == 3 and torch.equal(s.y[0], x[0]) and s.W[2].shape == (3, 4)
+    assert torch.allclose(s.z[2], s.W[2] @ torch.tanh(s.z[1]) + s.b[2])
+    text = "\n".join([teaching.own_term_lines(net, x, 2, 2, 3),
+                      teaching.eq14_lines(net, x, 2, 2, 3), teaching.eq15_16_lines(net, x, 2, 2)])
+    assert len(text.splitlines()) == 7 and all(": matches" in line for line in text.splitlines())
+    assert "p = 1 (p < l)" in text and "value +0.000e+00" in text
+    assert teaching.nonzero_rows(net, x, 2, 2) == {1: [1, 2, 3, 4], 2: [2]}
+
+
+def test_metric_one_liners() -> None:
+    lines = teaching.penalty_on_three_inputs(64).splitlines()
+    assert len(lines) == 3 and lines[-1].endswith("PSP / l2 = 1.0000")
+    assert teaching.zero_gradient_columns(64, silent=5) == [5]
+
+
+def test_weight_decay_cases_are_exactly_the_two_conditions() -> None:
+    """PSP is weight decay for a bias-free layer with C = I (centred or not) and for a layer with
+    bias on centred white inputs; not with a bias on uncentred inputs, not for pixels, not with a
+    second layer."""
+    cases = teaching.weight_decay_cases(1e-3, n_inputs=64)
+    assert cases.exact == [1, 2]
+    assert all(d[0] > 1e-3 for d in cases.distances[2:])
+    assert cases.distances[0][1] is None and cases.distances[4][1] is None
+    assert len(cases.lines().splitlines()) == len(teaching.WEIGHT_DECAY_CASES)
+
+
+# ------------------------------------------------------------ figures readable when projected
+
+
+def _teaching_figures() -> dict[str, Figure]:
+    dists = teaching.first_layer_z_after_training(("sigmoid", "tanh"), (0.0, 0.1), n_train=50,
+                                                  epochs=1, widths=(32, 8, 4))
+    runs = teaching.train_none_l2_psp(teaching.FirstLookSettings(epochs=1, n_train=100))
+    torch.manual_seed(0)
+    lenet = LeNet5().double()
+    images = torch.rand(2, 1, 28, 28, dtype=F64)
+    records = analytic.forward_record(lenet, images)[1]
+    parts = analytic.psp_contributions(records, 1e-3, "reference")
+    rows = analytic.check_psp_gradients(lenet, images, 1e-3, "reference")
+    shares = teaching.penalty_share_per_layer(lenet, images, 1e-3)
+    return {
+        "none_l2_psp": teaching.plot_none_l2_psp(runs),
+        "decay": teaching.plot_mean_z2_during_decay(teaching.decay_two_networks(8, 0.1, 2), 0.1,
+                                                    predicted="ReLU, no biases"),
+        "z_over_activations": teaching.plot_z_over_activations(dists, 0.1),
+        "contributions": teaching.plot_contributions(parts, ["conv1.weight", "fc1.weight"]),
+        "contribution_matrix": teaching.plot_contribution_matrix(parts, records),
+        "check_rows": teaching.plot_check_rows({"float64": rows, "float32": rows}),
+        "penalty_shares": teaching.plot_penalty_shares({"a": shares, "b": shares}),
+    }
+
+
+def test_teaching_figures_are_readable_when_projected() -> None:
+    """Every teaching figure, as drawn: at least 100 dpi, no wider than a notebook column at that
+    dpi (so it is shown unscaled), no text under 9 pt, and every legend outside every panel."""
+    for name, fig in _teaching_figures().items():
+        fig.draw_without_rendering()
+        assert fig.dpi >= 100, name
+        assert fig.get_size_inches()[0] <= teaching.style.MAX_WIDTH_IN, name
+        small = [(t.get_text(), t.get_fontsize()) for t in teaching.style.texts(fig)
+                 if t.get_fontsize() < teaching.MIN_POINTS]
+        assert not small, f"{name}: text under {teaching.MIN_POINTS} pt: {small[:3]}"
+        legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+        for legend in legends:
+            box = legend.get_window_extent()
+            for ax in fig.axes:
+                assert not box.overlaps(ax.get_window_extent()), f"{name}: legend over a panel"
+    plt.close("all")
+
+
+def test_readable_raises_small_text_and_dpi() -> None:
+    fig, ax = plt.subplots(figsize=(12, 4), dpi=72)
+    ax.set_title("tiny", fontsize=6)
+    teaching.readable(fig)
+    assert fig.dpi == 100 and fig.get_size_inches()[0] == pytest.approx(9.0)
+    assert ax.title.get_fontsize() == teaching.MIN_POINTS
+    plt.close("all")

@@ -4,7 +4,11 @@
 * `first_look`: one network trained three times (none, l2, PSP): weights and z per layer.
 * `decay`: what the pure weight-decay update (Eq. 5) does to <z^2> per layer.
 * `slopes`: activation slopes phi'(z), and trained z distributions under weight decay.
-* `metric`: PSP for one layer as weight decay in the metric of its input (trace identity).
+* `metric`: PSP for one layer as weight decay in the metric of its input (trace identity), and
+  the cases where it is exactly weight decay (notebook 03).
+* `derivation`: notebook 02's checks of Eqs. 9-16, one call and one line each.
+* `style`: every teaching figure readable when projected (fonts >= 9 pt, 100 dpi, legends off
+  the data).
 * `normalizations`: the two readings of Eq. 7 on a batch, layer by layer (notebook 04).
 * `decomposition`: one-line gradient checks and Eq. 14's split by source layer.
 * `exercises`: self-checking cells, and the Eq. 15 check with its diagnosis.
@@ -12,6 +16,7 @@
 
 from psp_lite.teaching.decay import (
     bias_free_relu_prediction,
+    decay_two_networks,
     mean_z2_during_weight_decay,
     plot_mean_z2_during_decay,
 )
@@ -21,6 +26,14 @@ from psp_lite.teaching.decomposition import (
     plot_check_rows,
     plot_contribution_matrix,
     plot_contributions,
+)
+from psp_lite.teaching.derivation import (
+    PaperSymbols,
+    eq14_lines,
+    eq15_16_lines,
+    nonzero_rows,
+    own_term_lines,
+    paper_symbols,
 )
 from psp_lite.teaching.exercises import (
     STRUCTURAL_MISTAKES,
@@ -33,21 +46,29 @@ from psp_lite.teaching.exercises import (
     eq15_case,
 )
 from psp_lite.teaching.first_look import (
+    PAPER_L2_LAMBDA,
+    PAPER_PSP_LAMBDA,
     FirstLookSettings,
     TrainedLayers,
     describe_ratios,
+    lambda_in_paper_units,
     plot_none_l2_psp,
     ratios_to_unregularized,
     train_none_l2_psp,
 )
 from psp_lite.teaching.metric import (
+    WEIGHT_DECAY_CASES,
+    WeightDecayCases,
     centre_and_whiten,
     input_moments,
     layer_l2_penalty,
     layer_psp_penalty_by_trace,
     layer_psp_penalty_direct,
     local_psp_gradient_vs_weight_decay,
+    penalty_on_three_inputs,
+    weight_decay_cases,
     whiten,
+    zero_gradient_columns,
 )
 from psp_lite.teaching.normalizations import (
     LayerBalance,
@@ -62,9 +83,11 @@ from psp_lite.teaching.slopes import (
     activation_and_slope,
     first_layer_z_after_training,
     lambda_explorer,
+    largest_slopes,
     plot_z_over_activations,
     slope_table,
 )
+from psp_lite.teaching.style import MIN_POINTS, legend_below, readable
 from psp_lite.teaching.toy import (
     ACTIVATION_NAMES,
     REGULARIZERS,
@@ -77,6 +100,11 @@ from psp_lite.teaching.toy import (
 )
 
 __all__ = [
+    "MIN_POINTS", "PAPER_L2_LAMBDA", "PAPER_PSP_LAMBDA", "WEIGHT_DECAY_CASES", "PaperSymbols",
+    "WeightDecayCases", "decay_two_networks", "eq14_lines", "eq15_16_lines",
+    "lambda_in_paper_units", "largest_slopes", "legend_below", "nonzero_rows", "own_term_lines",
+    "paper_symbols", "penalty_on_three_inputs", "readable", "weight_decay_cases",
+    "zero_gradient_columns",
     "ACTIVATION_NAMES", "REGULARIZERS", "STRUCTURAL_MISTAKES", "Eq15Case", "Eq15Check",
     "FirstLookSettings", "LayerBalance", "TrainedLayers", "ZDistribution", "activation_and_slope",
     "bias_free_relu_prediction", "centre_and_whiten", "check_eq15_mlp",

@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from psp_lite.potentials import OUTPUT, capture, mean_square
 from psp_lite.regularizers import check_lambda
-from psp_lite.teaching.toy import single_thread
+from psp_lite.teaching.style import legend_below, readable
+from psp_lite.teaching.toy import mlp, single_thread
 
 
 @torch.no_grad()
@@ -38,6 +39,18 @@ def mean_z2_during_weight_decay(model: nn.Module, x: Tensor, lam: float, steps: 
     return OrderedDict((k, np.array(v)) for k, v in history.items())
 
 
+def decay_two_networks(n_points: int, lam: float, steps: int, seed: int = 1
+                       ) -> OrderedDict[str, OrderedDict[str, np.ndarray]]:
+    """Notebook 01's experiment: `mean_z2_during_weight_decay` on a bias-free ReLU network and
+    on a tanh network with biases, both 16-32-32-32-10, on `n_points` Gaussian inputs."""
+    x = torch.randn(n_points, 16, generator=torch.Generator().manual_seed(seed))
+    return OrderedDict(
+        (title, mean_z2_during_weight_decay(mlp((16, 32, 32, 32, 10), act, bias=bias, seed=0),
+                                            x, lam, steps))
+        for title, act, bias in (("ReLU, no biases", "relu", False),
+                                 ("tanh, with biases", "tanh", True)))
+
+
 def bias_free_relu_prediction(z2_at_start: float, layer: int, lam: float, steps: np.ndarray
                               ) -> np.ndarray:
     """(1 - lam)^(2 l t) <z_l^2>_0: the exact <z_l^2> of layer l (1-based) of a bias-free ReLU
@@ -53,7 +66,7 @@ def plot_mean_z2_during_decay(trajectories: Mapping[str, Mapping[str, np.ndarray
     For the network named `predicted` (bias-free, ReLU) also draw `bias_free_relu_prediction`
     as wide pale lines underneath.
     """
-    fig, axes = plt.subplots(1, len(trajectories), figsize=(5.2 * len(trajectories), 3.8),
+    fig, axes = plt.subplots(1, len(trajectories), figsize=(4.5 * len(trajectories), 3.8),
                              squeeze=False)
     for ax, (title, traj) in zip(axes[0], trajectories.items(), strict=True):
         for l, (name, values) in enumerate(traj.items(), start=1):  # noqa: E741
@@ -65,9 +78,8 @@ def plot_mean_z2_during_decay(trajectories: Mapping[str, Mapping[str, np.ndarray
             ax.plot(steps, values, color=f"C{l - 1}", label=label)
         ax.set(yscale="log", xlabel="weight-decay step t", ylabel="<z²> per layer", title=title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
     if predicted is not None:
-        fig.suptitle("wide pale lines: (1 - λ)^(2 l t) · <z_l²> at t = 0, the prediction for a "
-                     "bias-free ReLU network", fontsize=10)
-    fig.tight_layout()
-    return fig
+        axes[0][0].plot([], [], lw=6, alpha=0.25, color="gray",
+                        label="(1 - λ)^(2 l t) <z_l²>₀ (bias-free ReLU)")
+    legend_below(fig, [axes[0][0]], ncol=3)
+    return readable(fig)

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from psp_lite.analytic import GradientCheckRow, LayerRecord
+from psp_lite.teaching.style import legend_below, readable
 
 
 def check_line(label: str, rows: Sequence[GradientCheckRow]) -> str:
@@ -28,7 +29,7 @@ def check_line(label: str, rows: Sequence[GradientCheckRow]) -> str:
 
 def plot_check_rows(tables: Mapping[str, Sequence[GradientCheckRow]]) -> Figure:
     """Relative error per parameter tensor (log scale), one bar group per table (e.g. dtype)."""
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    fig, ax = plt.subplots(figsize=(9, 3.8))
     names = [r.name for r in next(iter(tables.values()))]
     pos = np.arange(len(names))
     width = 0.8 / len(tables)
@@ -37,15 +38,14 @@ def plot_check_rows(tables: Mapping[str, Sequence[GradientCheckRow]]) -> Figure:
         ax.bar(pos + (i - (len(tables) - 1) / 2) * width, vals, width, label=label)
     for eps, dt in ((np.finfo(np.float64).eps, "float64"), (np.finfo(np.float32).eps, "float32")):
         ax.axhline(eps, color="k", ls=":", lw=1)
-        ax.text(1.01, eps, f"{dt}\neps", va="center", ha="left", fontsize=8,
+        ax.text(1.01, eps, f"{dt}\neps", va="center", ha="left",
                 transform=ax.get_yaxis_transform())
     ax.set(xticks=pos, yscale="log", ylabel="max|ours - autograd| / max|autograd|",
            title="hand-derived PSP gradient vs autograd")
     ax.set_xticklabels(names, rotation=30, ha="right")
-    ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    return fig
+    legend_below(fig, [ax])
+    return readable(fig)
 
 
 def gradient_parts_by_source_layer(contributions: Mapping[str, Mapping[str, Tensor]], param: str
@@ -77,7 +77,7 @@ def plot_contribution_matrix(contributions: Mapping[str, Mapping[str, Tensor]],
     for p in range(n):
         for l in range(n):  # noqa: E741
             text = "0" if m[p, l] == 0 else f"{m[p, l]:.1e}"
-            ax.text(l, p, text, ha="center", va="center", fontsize=8,
+            ax.text(l, p, text, ha="center", va="center", fontsize=9,
                     color="k" if m[p, l] == 0 else "w")
     ticks = range(n)
     ax.set_xticks(ticks, [f"l={i + 1}" for i in ticks])
@@ -85,27 +85,25 @@ def plot_contribution_matrix(contributions: Mapping[str, Mapping[str, Tensor]],
     ax.set(xlabel="weights of layer l", ylabel="penalty at layer p",
            title="‖∂R_p/∂w_l‖  (Eq. 14)")
     fig.colorbar(image, ax=ax, label="log10 norm")
-    fig.tight_layout()
-    return fig
+    return readable(fig)
 
 
 def plot_contributions(contributions: Mapping[str, Mapping[str, Tensor]],
                        params: Sequence[str]) -> Figure:
-    """One panel per parameter: the norm of each source layer's part of its PSP gradient."""
-    fig, axes = plt.subplots(1, len(params), figsize=(4.3 * len(params), 3.6), squeeze=False)
-    for ax, param in zip(axes[0], params, strict=True):
+    """One panel per parameter: the norm of each source layer's part of its PSP gradient; under
+    each bar its cosine with the total ("cos")."""
+    fig, axes = plt.subplots(len(params), 1, figsize=(9, 1.9 * len(params) + 0.4),
+                             squeeze=False)
+    for ax, param in zip(axes[:, 0], params, strict=True):
         norms = gradient_parts_by_source_layer(contributions, param)
         labels = list(norms)
         vals = [norms[k][0] for k in labels]
         colors = ["tab:gray" if k == "total" else "tab:blue" for k in labels]
-        ax.bar(labels, vals, color=colors)
-        for i, k in enumerate(labels):
-            if k != "total" and vals[i] > 0:
-                ax.text(i, vals[i], f"cos {norms[k][1]:+.2f}", ha="center", va="bottom",
-                        fontsize=7)
-        ax.set_title(f"PSP gradient of {param}", pad=14)
-        ax.set_ylabel("‖part from layer p‖")
-        ax.tick_params(axis="x", rotation=30)
-        ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    return fig
+        ax.barh(range(len(labels)), vals, color=colors)
+        ticks = [k if k == "total" or vals[i] == 0 else f"{k} (cos {norms[k][1]:+.2f})"
+                 for i, k in enumerate(labels)]
+        ax.set_yticks(range(len(labels)), ticks)
+        ax.invert_yaxis()
+        ax.set_title(f"{param}: each layer p's part of its PSP gradient", loc="left")
+        ax.grid(alpha=0.3, axis="x")
+    return readable(fig)

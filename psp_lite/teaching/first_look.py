@@ -12,7 +12,11 @@ import torch
 from matplotlib.figure import Figure
 
 from psp_lite.potentials import capture, mean_square
+from psp_lite.teaching.style import legend_below, readable
 from psp_lite.teaching.toy import linear_layers, mlp, toy_classification, train_sgd
+
+#: The paper's lambda for LeNet5 on MNIST (Sec. 4.1): PSP, and l2 weight decay.
+PAPER_PSP_LAMBDA, PAPER_L2_LAMBDA = 1e-3, 1e-4
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ def ratios_to_unregularized(runs: dict[str, TrainedLayers], regularizer: str
 
 def plot_none_l2_psp(runs: dict[str, TrainedLayers]) -> Figure:
     """Two panels, one bar group per layer: weight RMS, and <z^2> (log scale) per regularizer."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.8))
     n = len(runs["none"].weight_rms)
     pos = np.arange(n)
     labels = [f"layer {i}" + (" (logits)" if i == n else "") for i in range(1, n + 1)]
@@ -86,9 +90,24 @@ def plot_none_l2_psp(runs: dict[str, TrainedLayers]) -> Figure:
     for ax in (a, b):
         ax.set_xticks(pos, labels)
         ax.grid(alpha=0.3, axis="y")
-    a.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    legend_below(fig, [a])
+    return readable(fig)
+
+
+def lambda_in_paper_units(settings: FirstLookSettings = FirstLookSettings()) -> str:
+    """Where the settings' two lambda sit: multiples of the paper's values, PSP's lambda in the
+    literal Eq. 7 normalization (one lambda per layer), and l2's shrink factor per SGD step."""
+    s = settings
+    widths = s.widths[1:]
+    per_layer = ", ".join(f"{2 * s.psp_lambda / (len(widths) * n):.3g}" for n in widths)
+    steps = s.epochs * -(-s.n_train // s.batch_size)
+    return (f"PSP λ = {s.psp_lambda:g} on the layer mean ('reference') = "
+            f"{s.psp_lambda / PAPER_PSP_LAMBDA:g} × the paper's {PAPER_PSP_LAMBDA:g}; "
+            f"in Eq. 7's literal units ('paper') the same pull is λ = {per_layer} "
+            f"for layers 1..{len(widths)}\n"
+            f"l2 λ = {s.l2_lambda:g} = {s.l2_lambda / PAPER_L2_LAMBDA:g} × the paper's "
+            f"{PAPER_L2_LAMBDA:g}: each SGD step multiplies every weight by "
+            f"1 - lr·λ = {1 - s.lr * s.l2_lambda:g}, {steps} steps in all")
 
 
 def describe_ratios(runs: dict[str, TrainedLayers], layers: Sequence[int] | None = None) -> str:
@@ -99,4 +118,6 @@ def describe_ratios(runs: dict[str, TrainedLayers], layers: Sequence[int] | None
         idx = range(len(w)) if layers is None else [i - 1 for i in layers]
         parts = ", ".join(f"layer {i + 1}: weights x{w[i]:.2f}, <z²> x{z[i]:.2f}" for i in idx)
         lines.append(f"{reg:>4} vs none: {parts}")
+    accuracy = ", ".join(f"{r.regularizer} {r.test_accuracy:.1%}" for r in runs.values())
+    lines.append(f"test accuracy: {accuracy}")
     return "\n".join(lines)

@@ -5,15 +5,20 @@ mu = <y>, the batch mean of Eq. 7's 1/2 |z|^2 is
 
     1/2 tr(W C W^T) + b^T W mu + 1/2 |b|^2,
 
-which is the l2 penalty of Eq. 3 for that layer exactly when C = I and mu = 0. Its gradient
-W C + b mu^T is weight decay's W only for white, centred inputs (Eq. 12's special case).
+which is the l2 penalty of Eq. 3 for that layer exactly when C = I and mu = 0. Its gradients,
+W C + b mu^T and W mu + b, are weight decay's W and b when C = I and b mu^T = 0, W mu = 0: for
+a bias-free layer C = I is enough; with a bias the inputs must also be centred.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+
+from psp_lite.analytic import analytic_psp_gradients
 
 
 def input_moments(y: Tensor) -> tuple[Tensor, Tensor]:
@@ -66,3 +71,98 @@ def local_psp_gradient_vs_weight_decay(weight: Tensor, bias: Tensor | None, y: T
     cos = F.cosine_similarity(g.flatten(), weight.flatten(), dim=0).item()
     scale = ((g * weight).sum() / weight.square().sum()).item()
     return rel, cos, scale
+
+
+def penalty_on_three_inputs(n_inputs: int, seed: int = 1) -> str:
+    """One layer (16 -> 8, with bias) on three kinds of inputs: its PSP penalty (Eq. 7, batch
+    mean), the trace formula's agreement, and PSP / l2: one line per kind."""
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(8, 16, dtype=torch.float64, generator=gen) / 4
+    b = torch.randn(8, dtype=torch.float64, generator=gen) / 4
+    gauss = torch.randn(n_inputs, 16, dtype=torch.float64, generator=gen)
+    inputs = {"pixel-like, uniform in [0, 1]": torch.rand(n_inputs, 16, dtype=torch.float64,
+                                                           generator=gen),
+              "Gaussian": gauss,
+              "centred and white (C = I, mu = 0)": centre_and_whiten(gauss)}
+    l2 = layer_l2_penalty(w, b).item()
+    lines = []
+    for name, y in inputs.items():
+        direct = layer_psp_penalty_direct(w, b, y).item()
+        trace = layer_psp_penalty_by_trace(w, b, y).item()
+        lines.append(f"{name:<34} PSP {direct:.6f}, trace formula rel. diff "
+                     f"{abs(trace - direct) / direct:.0e}, PSP / l2 = {direct / l2:.4f}")
+    return "\n".join(lines)
+
+
+def zero_gradient_columns(n_inputs: int, silent: int = 3, seed: int = 1) -> list[int]:
+    """Columns (from 1) of one layer's PSP weight gradient W C + b mu^T that are exactly zero,
+    for Gaussian inputs whose input number `silent` (from 1) is always 0."""
+    gen = torch.Generator().manual_seed(seed)
+    w = (torch.randn(8, 16, dtype=torch.float64, generator=gen) / 4).requires_grad_(True)
+    b = torch.randn(8, dtype=torch.float64, generator=gen) / 4
+    y = torch.randn(n_inputs, 16, dtype=torch.float64, generator=gen)
+    y[:, silent - 1] = 0
+    grad = torch.autograd.grad(layer_psp_penalty_direct(w, b, y), w)[0]
+    return [c + 1 for c in range(grad.shape[1]) if grad[:, c].abs().max() == 0]
+
+
+#: The cases of notebook 03's exercise, numbered as there.
+WEIGHT_DECAY_CASES = (
+    "one layer, no bias, C = I, not centred",
+    "one layer, bias, C = I, centred (mu = 0)",
+    "one layer, bias, C = I, not centred",
+    "one layer, bias, pixel-like inputs in [0, 1]",
+    "two layers, no biases, C = I, centred",
+)
+
+
+@dataclass(frozen=True)
+class WeightDecayCases:
+    """Per case of WEIGHT_DECAY_CASES: max relative distance of the first layer's PSP gradient
+    ("paper" normalization) from lam W and, where it has one, of its bias gradient from lam b."""
+
+    distances: list[tuple[float, float | None]]
+
+    @property
+    def exact(self) -> list[int]:
+        """The case numbers (from 1) where PSP is weight decay to rounding."""
+        return [i for i, (dw, db) in enumerate(self.distances, start=1)
+                if dw < 1e-10 and (db is None or db < 1e-10)]
+
+    def lines(self) -> str:
+        out = []
+        for i, (name, (dw, db)) in enumerate(zip(WEIGHT_DECAY_CASES, self.distances,
+                                                 strict=True), start=1):
+            bias = "" if db is None else f", bias {db:.0e}"
+            out.append(f"{i}. {name:<44} distance from weight decay: weights {dw:.0e}{bias}")
+        return "\n".join(out)
+
+
+def weight_decay_cases(lam: float, n_inputs: int, seed: int = 1) -> WeightDecayCases:
+    """Measure every case of WEIGHT_DECAY_CASES with `psp_lite.analytic`'s hand-derived PSP
+    gradients (Eq. 7 literal, batch mean) on float64 inputs made exactly white where stated."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    first = nn.Linear(16, 8).double()
+    gauss = torch.randn(n_inputs, 16, dtype=torch.float64, generator=gen)
+    pixels = torch.rand(n_inputs, 16, dtype=torch.float64, generator=gen)
+    white_not_centred = whiten(pixels)           # C = I exactly, mean far from 0
+    white = centre_and_whiten(gauss)             # C = I, mu = 0 exactly
+
+    def one(bias: bool, y: Tensor, second: bool = False) -> tuple[float, float | None]:
+        layer = nn.Linear(16, 8, bias=bias).double()
+        layer.weight.data.copy_(first.weight.data)
+        if bias:
+            layer.bias.data.copy_(first.bias.data)
+        model = nn.Sequential(layer, nn.Tanh(), nn.Linear(8, 4, bias=False).double()) \
+            if second else nn.Sequential(layer)
+        grads = analytic_psp_gradients(model, y, lam, "paper")
+        dw = ((grads["0.weight"] - lam * layer.weight).abs().max()
+              / (lam * layer.weight).abs().max()).item()
+        db = None if not bias else ((grads["0.bias"] - lam * layer.bias).abs().max()
+                                    / (lam * layer.bias).abs().max()).item()
+        return dw, db
+
+    return WeightDecayCases([one(False, white_not_centred), one(True, white),
+                             one(True, white_not_centred), one(True, pixels),
+                             one(False, white, second=True)])

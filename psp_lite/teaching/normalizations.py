@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from psp_lite.analytic import autograd_gradient, autograd_psp_gradients
 from psp_lite.potentials import capture
 from psp_lite.regularizers import NORMALIZATIONS, psp_gradient_scale, psp_penalty
+from psp_lite.teaching.style import legend_below, readable
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def shares(rows: Sequence[LayerBalance], normalization: str) -> list[float]:
 def plot_penalty_shares(cases: dict[str, Sequence[LayerBalance]]) -> Figure:
     """One panel per normalization: per case (e.g. untrained on noise, trained), a stacked bar of
     each layer's share of the penalty."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
     names = [r.name for r in next(iter(cases.values()))]
     for ax, norm in zip(axes, NORMALIZATIONS, strict=True):
         bottom = np.zeros(len(cases))
@@ -90,10 +91,9 @@ def plot_penalty_shares(cases: dict[str, Sequence[LayerBalance]]) -> Figure:
             bottom += values
         ax.set(xlim=(0, 1), xlabel="share of the penalty",
                title=f"{norm!r}" + (" (Eq. 7 literal)" if norm == "paper" else " (layer mean)"))
-        ax.invert_yaxis()
-    axes[1].legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    return fig
+    axes[0].invert_yaxis()  # shared: once inverts both
+    legend_below(fig, [axes[0]])
+    return readable(fig)
 
 
 def shares_table(cases: dict[str, Sequence[LayerBalance]]) -> str:

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from psp_lite.analytic import activation_derivative
 from psp_lite.potentials import capture
+from psp_lite.teaching.style import legend_below, readable
 from psp_lite.teaching.toy import make_activation, mlp, single_thread, toy_classification, train_sgd
 
 
@@ -24,6 +25,19 @@ def activation_and_slope(name: str, z: Tensor) -> tuple[Tensor, Tensor]:
     module = make_activation(name)
     with torch.no_grad():
         return module(z), activation_derivative(module, z)
+
+
+def largest_slopes(names: Sequence[str] = ("sigmoid", "tanh", "relu")) -> str:
+    """Per activation, one line: its largest slope on a fine grid over [-6, 6], where it is,
+    and its slope at z = 3 (for ReLU the largest is the first grid point right of the kink)."""
+    grid = torch.linspace(-6, 6, 12001, dtype=torch.float64)
+    lines = []
+    for name in names:
+        slope = activation_and_slope(name, grid)[1]
+        at = round(grid[slope.argmax()].item(), 4) + 0.0      # + 0.0 turns -0.0 into 0.0
+        lines.append(f"{name:>8}: largest slope {slope.max().item():.4f} at z = {at:+.4f}, "
+                     f"slope at z = 3: {slope[grid.sub(3).abs().argmin()].item():.4f}")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -65,44 +79,41 @@ def first_layer_z_after_training(activations: Sequence[str], lambdas: Sequence[f
 def plot_z_over_activations(dists: Mapping[tuple[str, float], ZDistribution], lam: float,
                             baseline: float | None = 0.0, fig: Figure | None = None) -> Figure:
     """One panel per activation: phi, phi' and the trained layer's z histogram at weight decay
-    `lam` (filled), with the `baseline` weight decay's histogram as an outline."""
+    `lam` (filled), with the `baseline` weight decay's histogram as an outline. Each histogram
+    is scaled to its own peak, so a wide one is not drawn flat beside a narrow one."""
     acts = list(dict.fromkeys(a for a, _ in dists))
-    fig = fig or plt.figure(figsize=(4.6 * len(acts), 3.8))
+    fig = fig or plt.figure(figsize=(3.0 * len(acts), 3.9))
     fig.clear()
     axes = fig.subplots(1, len(acts), squeeze=False)[0]
     grid = torch.linspace(-4, 4, 401)
     bins = np.linspace(-4, 4, 61)
+    twins = []
     for ax, act in zip(axes, acts, strict=True):
         phi, dphi = activation_and_slope(act, grid)
         hist_ax = ax.twinx()
-        peaks = []
+        twins.append(hist_ax)
         if baseline is not None and (act, baseline) in dists:
-            counts, *_ = hist_ax.hist(np.clip(dists[(act, baseline)].z, -4, 4), bins=bins,
-                                      density=True, histtype="step", color="gray", lw=1.5,
-                                      label=f"z, λ = {baseline:g}")
-            peaks.append(counts.max())
+            counts = np.histogram(np.clip(dists[(act, baseline)].z, -4, 4), bins=bins)[0]
+            hist_ax.stairs(counts / counts.max(), bins, color="gray", lw=1.5,
+                           label=f"z, λ = {baseline:g}")
         d = dists[(act, lam)]
-        counts, *_ = hist_ax.hist(np.clip(d.z, -4, 4), bins=bins, density=True,
-                                  color="tab:orange", alpha=0.45, label=f"z, λ = {lam:.1e}")
-        peaks.append(counts.max())
-        hist_ax.set_ylim(0, 1.25 * max(peaks))
+        counts = np.histogram(np.clip(d.z, -4, 4), bins=bins)[0]
+        hist_ax.stairs(counts / counts.max(), bins, fill=True, color="tab:orange", alpha=0.45,
+                       label=f"z, λ = {lam:.1e}")
+        hist_ax.set_ylim(0, 1.25)
         hist_ax.set_yticks([])
         ax.plot(grid, phi, color="tab:blue", lw=2, label="φ(z)")
         ax.plot(grid, dphi, color="tab:green", lw=2, ls="--", label="φ'(z)")
         ax.set_zorder(hist_ax.get_zorder() + 1)
         ax.patch.set_visible(False)
         ax.set(xlabel="z", xlim=(-4, 4), ylim=(-1.1, 1.1) if act == "tanh" else (-0.1, 1.1),
-               title=f"{act}: <φ'(z)> = {d.mean_slope:.2f}, test acc {d.test_accuracy:.0%}")
-        ax.title.set_fontsize(10)
+               title=f"{act}\n<φ'(z)> = {d.mean_slope:.2f}, test acc {d.test_accuracy:.0%}")
         ax.axvline(0, color="k", lw=0.5)
         ax.grid(alpha=0.3)
-    handles = axes[0].get_legend_handles_labels()
-    twin = fig.axes[-1].get_legend_handles_labels()
-    axes[0].legend(handles[0] + twin[0], handles[1] + twin[1], fontsize=8, loc="upper left")
-    fig.suptitle(f"histograms: the first hidden layer's z after training with weight decay "
-                 f"λ = {lam:.1e} (gray outline: λ = {baseline:g})", fontsize=11)
-    fig.tight_layout()
-    return fig
+    legend_below(fig, [axes[0], twins[0]])
+    fig.suptitle("first hidden layer's z after training with weight decay "
+                 "(each histogram scaled to its peak)")
+    return readable(fig)
 
 
 def lambda_explorer(dists: Mapping[tuple[str, float], ZDistribution]):
