@@ -18,6 +18,15 @@ import torch
 from torch import Tensor
 
 from psp_lite.regularizers import psp_penalty
+from psp_lite.teaching.answers import (
+    Unreadable,
+    as_number,
+    as_numbers,
+    as_word,
+    is_placeholder,
+    kind_of,
+    normal_word,
+)
 
 #: A student's Eq. 15: (weights, biases, x, lam) -> [(dP/dW_l, dP/db_l) for l = 1..N].
 Eq15Function = Callable[[list[Tensor], list[Tensor], Tensor, float],
@@ -25,22 +34,87 @@ Eq15Function = Callable[[list[Tensor], list[Tensor], Tensor, float],
 
 
 def check_prediction(prediction: object, measured: object, *, what: str = "",
-                     rel_tol: float = 0.0) -> str:
-    """'right' if `prediction` equals `measured` (numbers: within rel_tol), else what differs."""
-    about = f" ({what})" if what else ""
-    if prediction is None:
-        return f"no prediction yet{about}: replace None, then run this cell again"
-    if isinstance(measured, (int, float)) and isinstance(prediction, (int, float)):
-        ok = math.isclose(prediction, measured, rel_tol=rel_tol, abs_tol=0.0)
-    else:
-        ok = prediction == measured
-    def show(v: object) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
+                     rel_tol: float = 1e-9, choices: Sequence[str] | None = None,
+                     ordered: bool = True) -> str:
+    """One line: 'right ...' if `prediction` is what was measured, 'not what the measurement
+    says ...' if it is not, 'no prediction yet ...' for the placeholder (None or ...), and for an
+    answer it cannot read, 'can't read the prediction ...' with the form it expects.
 
+    The form follows `measured`: a number (int or float: equal within `rel_tol`, by default up to
+    float rounding), a list of numbers (element by element, in order unless `ordered=False`) or a
+    word (case and spaces ignored; `choices`, if given, are the words a student may write). What
+    counts as a number or a list is in `psp_lite.teaching.answers`: "3", [3] and 3.0 all read as 3.
+    """
+    about = f" ({what})" if what else ""
+    if is_placeholder(prediction):
+        shown = "..." if prediction is Ellipsis else repr(prediction)
+        return (f"no prediction yet{about}: replace {shown} with your answer, then run this cell "
+                "again")
+    kind = kind_of(measured)
+    try:
+        ok, predicted, expected = _read_and_compare(prediction, measured, kind, rel_tol, choices,
+                                                    ordered)
+    except Unreadable as why:
+        return (f"can't read the prediction{about}: {why}; write {_form(kind, choices)}, then "
+                "run this cell again")
     if ok:
-        return f"right{about}: the measurement says {show(measured)}"
-    return (f"not what the measurement says{about}: measured {show(measured)}, predicted "
-            f"{show(prediction)}. The solution at the end of the notebook explains why.")
+        return f"right{about}: the measurement says {_show(expected, 4)}"
+    shown_m, shown_p = _show_pair(expected, predicted)
+    return (f"not what the measurement says{about}: measured {shown_m}, predicted {shown_p}. "
+            "The solution at the end of the notebook explains why.")
+
+
+def _read_and_compare(prediction: object, measured: object, kind: str, rel_tol: float,
+                      choices: Sequence[str] | None, ordered: bool
+                      ) -> tuple[bool, object, object]:
+    """(right?, the prediction as read, the measurement as read); Unreadable if it cannot be."""
+    if kind == "number":
+        p, m = as_number(prediction), as_number(measured)
+        return math.isclose(p, m, rel_tol=rel_tol, abs_tol=0.0), p, m
+    if kind == "numbers":
+        p, m = as_numbers(prediction), as_numbers(measured)
+        if not ordered:
+            p, m = sorted(p), sorted(m)
+        same = len(p) == len(m) and all(math.isclose(a, b, rel_tol=rel_tol, abs_tol=0.0)
+                                        for a, b in zip(p, m, strict=False))
+        return same, p, m
+    if kind == "word":
+        same = as_word(prediction, choices) == normal_word(measured)
+        return same, str(prediction).strip(), measured
+    if type(prediction) is not type(measured):
+        raise Unreadable(f"it is a {type(prediction).__name__}, the measurement a "
+                         f"{type(measured).__name__}")
+    return bool(prediction == measured), prediction, measured
+
+
+def _form(kind: str, choices: Sequence[str] | None) -> str:
+    """The form an answer should take, for the line that refuses one."""
+    if kind == "number":
+        return "one number, such as 2, 0.25 or 1e-3 (as text works too)"
+    if kind == "numbers":
+        return "a list of numbers in brackets, such as [1, 2]"
+    if kind == "word" and choices:
+        return "one of " + " or ".join(repr(c) for c in choices) + ", in quotes"
+    if kind == "word":
+        return "your answer as text, in quotes"
+    return "an answer of the kind the comment in the answer cell asks for"
+
+
+def _show_pair(a: object, b: object) -> tuple[str, str]:
+    """Both values with 4 significant digits, or as many more as it takes to tell them apart."""
+    for digits in (4, 6, 9, 12, 17):
+        shown = _show(a, digits), _show(b, digits)
+        if shown[0] != shown[1]:
+            break
+    return shown
+
+
+def _show(value: object, digits: int) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v, digits) for v in value) + "]"
+    return str(value)
 
 
 def _relative_error(answer: Tensor, reference: Tensor) -> float:
