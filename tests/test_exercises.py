@@ -489,6 +489,17 @@ def test_eq15_check_needs_distinct_widths() -> None:
                              "differ: does every size come from layer l's own tensors?")
 
 
+def test_eq15_check_is_tight() -> None:
+    """float64 agrees to about 1e-16: a relative slip of 1e-8 is not a match."""
+    def nearly(*args):
+        return [(dw * (1 + 1e-8), db * (1 + 1e-8)) for dw, db in skeleton()(*args)]
+
+    line = teaching.check_eq15_mlp(nearly)
+    assert not line.ok and line.mistakes == ("unrecognised",), line
+    assert "not like a mistake this check knows: first wrong going down: dP/dW_3 on 6→7→7→7, " \
+        "max rel. error 1.0e-08" in line
+
+
 def test_eq15_check_points_to_the_first_wrong_tensor() -> None:
     def bias_doubled(*args):
         return [(dw, 2 * db) for dw, db in skeleton()(*args)]

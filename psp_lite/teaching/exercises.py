@@ -177,7 +177,7 @@ def _readings(s: float, factors: Factors) -> set[tuple[str, ...]]:
     found = set()
     for exps in itertools.product((0, 1, -1), repeat=len(factors)):
         value = math.prod(v ** e for (v, _, _), e in zip(factors.values(), exps, strict=True))
-        if math.isclose(abs(s), value, rel_tol=1e-6):
+        if math.isclose(abs(s), value, rel_tol=1e-9):
             found.add(sign + tuple(more if e > 0 else less for (_, more, less), e
                                    in zip(factors.values(), exps, strict=True) if e))
     return found
@@ -289,7 +289,7 @@ def _diagnosis(ran: list[_Run], failed: list[_Run], student_fn: Eq15Function,
     if not ran:
         return Eq15Check(f"Eq. 15 for the MLP: your function {failed[0].problem} (on "
                          f"{failed[0].case.name})", mistakes=[failed[0].kind])
-    if found is not None:  # right wherever it ran
+    if found is not None and failed:  # right wherever it ran
         return Eq15Check(f"{head}: right on {_names(ran)}, but {failure}",
                          mistakes=[failed[0].kind], max_rel_error=worst)
     line = f"{head}, and not like a mistake this check knows: {_first_wrong(ran, hint=True)}"
@@ -377,7 +377,8 @@ def _explained_by(runs: Sequence[_Run], key: str, recipe: Recipe,
     keys = ([key] if key != "right" else []) + ["dW transposed"] * transposed
     if readings:
         return keys + list(_simplest(readings)), 1.0
-    if key == "right" and all(math.isclose(s, scales[0], rel_tol=1e-9) for s in scales):
+    if key == "right" and not math.isclose(abs(scales[0]), 1, rel_tol=1e-6) and \
+            all(math.isclose(s, scales[0], rel_tol=1e-9) for s in scales):
         return keys + ["sign"] * (scales[0] < 0) + ["constant factor"], abs(scales[0])
     return None
 
