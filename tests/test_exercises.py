@@ -509,6 +509,11 @@ def test_eq15_check_points_to_the_first_wrong_tensor() -> None:
                     "knows: first wrong going down: dP/db_3 on 6→7→7→7, max rel. error 1.0e+00: "
                     "a factor 2 too many; dP/dW_3 is right, so delta_3 is: look at how dP/db_3 "
                     "is made from it")
+    with_nan = teaching.check_eq15_mlp(lambda *a: [(dw / 0, db) for dw, db in skeleton()(*a)])
+    assert "first wrong going down: dP/dW_3 on 6→7→7→7, nan or inf in it" in with_nan
+    transposed_and_off = teaching.check_eq15_mlp(
+        lambda *a: [(dw.T + 1, db) for dw, db in skeleton()(*a)])  # no crash on the shapes
+    assert transposed_and_off.mistakes == ("unrecognised",)
     wrong_below = skeleton(reach_back=lambda v: slope(v.zs[v.i]) * (
         v.delta @ v.weights[v.i + 1]) + (v.i == 0))
     assert teaching.check_eq15_mlp(wrong_below).endswith(

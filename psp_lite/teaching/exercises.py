@@ -129,8 +129,11 @@ def _show(value: object, digits: int) -> str:
 
 
 def _relative_error(answer: Tensor, reference: Tensor) -> float:
+    """max |answer - reference| / max |reference| (inf where the answer holds nan or inf)."""
     scale = reference.abs().max().item()
     diff = (answer - reference).abs().max().item()
+    if not math.isfinite(diff):
+        return math.inf
     return diff / scale if scale > 0 else (0.0 if diff == 0 else math.inf)
 
 
@@ -161,7 +164,7 @@ def _scale(answers: Sequence[Tensor], references: Sequence[Tensor]) -> float | N
         return None
     ans = torch.cat([a.flatten() for a in answers])
     ref = torch.cat([r.flatten() for r in references])
-    if not ref.dot(ref) > 0:
+    if not (ref.dot(ref) > 0 and torch.isfinite(ans).all()):
         return None
     s = (ans.dot(ref) / ref.dot(ref)).item()
     if s == 0 or any(_relative_error(a, s * r) > TOL for a, r in zip(answers, references,
@@ -308,25 +311,28 @@ def _first_wrong(runs: Sequence[_Run], *, hint: bool = False) -> str:
     """'first wrong going down: dP/dW_3 on 6→7→7→7, max rel. error 1.0e+00', and with `hint`
     where to look (and a constant factor on that tensor, if there is one)."""
     for run in runs:
-        reference = eq15_by_autograd(run.case)
-        for name, err in _errors(run):
-            if err <= TOL:
-                continue
-            i, kind = int(name.rsplit("_", 1)[1]) - 1, "Wb".index(name[4])
-            off = (f"max rel. error {err:.1e}" if math.isfinite(err)
-                   else f"shape {tuple(run.grads[i][kind].shape)}")
-            line = f"first wrong going down: {name} on {run.case.name}, {off}"
-            if not hint:
-                return line
-            line += _factor_hint([run.grads[i][kind]], [reference[i][kind]], _factors(run.case))
-            other = f"dP/d{'bW'[kind]}_{i + 1}"
-            if _relative_error(run.grads[i][1 - kind], reference[i][1 - kind]) <= TOL:
-                return line + f"; {other} is right, so delta_{i + 1} is: look at how {name} " \
-                    "is made from it"
-            if i == len(reference) - 1:
-                return line + f"; look at delta_{i + 1}, the top layer's own term"
-            return line + (f"; the layers above match, so look at the step that makes "
-                           f"delta_{i + 1} from delta_{i + 2}")
+        errors = dict(_errors(run))
+        wrong = [name for name, err in errors.items() if err > TOL]
+        if not wrong:
+            continue
+        name = wrong[0]
+        i, kind = int(name.rsplit("_", 1)[1]) - 1, "Wb".index(name[4])
+        answer, reference = run.grads[i][kind], eq15_by_autograd(run.case)[i][kind]
+        off = (f"shape {tuple(answer.shape)}" if answer.shape != reference.shape
+               else "nan or inf in it" if not torch.isfinite(answer).all()
+               else f"max rel. error {errors[name]:.1e}")
+        line = f"first wrong going down: {name} on {run.case.name}, {off}"
+        if not hint:
+            return line
+        line += _factor_hint([answer], [reference], _factors(run.case))
+        other = f"dP/d{'bW'[kind]}_{i + 1}"
+        if errors[other] <= TOL:
+            return line + f"; {other} is right, so delta_{i + 1} is: look at how {name} is " \
+                "made from it"
+        if i == len(run.grads) - 1:
+            return line + f"; look at delta_{i + 1}, the top layer's own term"
+        return line + (f"; the layers above match, so look at the step that makes "
+                       f"delta_{i + 1} from delta_{i + 2}")
     return "every tensor right"
 
 
@@ -476,7 +482,7 @@ def _read_tensor(name: str, value: object, shapes: list[tuple[int, ...]],
                if tuple(value.shape) == batch_shape else "")
         raise _BadReturn(f"returns {name} of shape {tuple(value.shape)}; expected "
                          f"{shapes[0]}{why}")
-    return value.detach()
+    return value.detach().cpu()
 
 
 def _kind(value: object) -> str:
