@@ -199,6 +199,8 @@ def test_check_prediction_says_wrong(prediction: object, measured: object, optio
     ("refrence", "reference", {"choices": ("paper", "reference")},
      "'refrence' is not one of the choices", "one of 'paper' or 'reference'"),
     (3, {"a": 1}, {}, "it is of type int, the measurement of type dict", "an answer of the kind"),
+    ({"a": np.eye(2)}, {"a": np.eye(2)}, {}, "{'a': array([[1., 0.], [0., 1.]])} cannot be "
+     "compared with the measurement", "an answer of the kind"),
 ], ids=repr)
 def test_check_prediction_refuses_what_it_cannot_read(prediction: object, measured: object,
                                                       options: dict, why: str,

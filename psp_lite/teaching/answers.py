@@ -31,7 +31,7 @@ class Unreadable(ValueError):
 
 def is_placeholder(value: object) -> bool:
     """None, `...` or blank text: the student has not answered yet."""
-    return value is None or value is Ellipsis or (isinstance(value, str) and not value.strip())
+    return any(value is p for p in PLACEHOLDERS) or (isinstance(value, str) and not value.strip())
 
 
 def kind_of(measured: object) -> str:
@@ -145,6 +145,6 @@ def _number_from_text(token: str) -> int | float:
 
 
 def short_repr(value: object, limit: int = 40) -> str:
-    """repr(value), cut to `limit` characters."""
-    text = repr(value)
+    """repr(value) on one line, cut to `limit` characters."""
+    text = " ".join(repr(value).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."

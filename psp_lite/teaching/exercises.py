@@ -29,6 +29,7 @@ from psp_lite.teaching.answers import (
     is_placeholder,
     kind_of,
     normal_word,
+    short_repr,
 )
 from psp_lite.teaching.eq15 import (
     MISTAKES,
@@ -95,7 +96,11 @@ def _read_and_compare(prediction: object, measured: object, kind: str, rel_tol: 
     if type(prediction) is not type(measured):
         raise Unreadable(f"it is of type {type(prediction).__name__}, the measurement of type "
                          f"{type(measured).__name__}")
-    return bool(prediction == measured), prediction, measured
+    try:
+        return bool(prediction == measured), prediction, measured
+    except Exception:  # e.g. arrays, whose == is not one truth value
+        raise Unreadable(f"{short_repr(prediction)} cannot be compared with the measurement"
+                         ) from None
 
 
 def _form(kind: str, choices: Sequence[str] | None) -> str:
