@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from psp_lite import analytic, teaching
-from psp_lite.teaching import eq15, exercises
+from psp_lite.teaching import eq15, exercises, student_code
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH = [ROOT / "notebooks" / name for name in
@@ -357,9 +357,9 @@ def test_every_planted_mistake_is_told_apart() -> None:
     """Each of the checker's wrong references is named as itself, not as an earlier one."""
     square = teaching.eq15_case(2, (7, 7, 7, 7))
     for key, recipe in eq15.VARIANTS[1:]:
-        runs = [exercises._Run(c, g) for c in teaching.eq15_cases()
+        runs = [student_code.Run(c, g) for c in teaching.eq15_cases()
                 if (g := teaching.eq15_by_hand(c, recipe)) is not None]
-        runs = runs or [exercises._Run(square, teaching.eq15_by_hand(square, recipe))]
+        runs = runs or [student_code.Run(square, teaching.eq15_by_hand(square, recipe))]
         assert exercises._explain(runs) == ([key], 1.0), (key, recipe)
 
 

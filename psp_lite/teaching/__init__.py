@@ -10,6 +10,7 @@
 * `answers`: reading what a student typed into a prediction cell.
 * `eq15`: Eq. 15 for a tanh MLP: the check's nets, autograd's answer, the recursion by hand with
   one planted mistake.
+* `student_code`: running a student's Eq. 15 function, its errors and returns as text.
 * `exercises`: self-checking cells, and the Eq. 15 check with its diagnosis.
 """
 

@@ -3,21 +3,17 @@
 `check_prediction` reads what a student typed (see `answers`) and compares it with what was
 measured. `check_tensor` compares one tensor. `check_eq15_mlp` runs a student's Eq. 15 for a tanh
 MLP on the notebook's net and on a deeper one of distinct widths, compares every tensor with
-autograd and, on a mismatch, names the mistake: the first of `eq15.VARIANTS` (the recursion by
-hand with one planted mistake) that gives the student's answer up to a named constant factor.
+autograd and, on a mismatch, names the mistake: the variant of `eq15.VARIANTS` (the recursion
+by hand with one planted mistake) that gives the student's answer, up to a named constant factor,
+with the fewest mistakes. `student_code` runs the student's function without ever raising.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import re
-import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -36,13 +32,13 @@ from psp_lite.teaching.eq15 import (
     SQUARE_WIDTHS,
     VARIANTS,
     Eq15Case,
-    Gradients,
     Recipe,
     eq15_by_autograd,
     eq15_by_hand,
     eq15_case,
     eq15_cases,
 )
+from psp_lite.teaching.student_code import Eq15Function, Run, run_student
 
 
 def check_prediction(prediction: object, measured: object, *, what: str = "",
@@ -214,9 +210,6 @@ def _name(key: str, scale: float = 1.0) -> str:
 
 # ---------------------------------------------------------------------------- Eq. 15 for an MLP
 
-#: A student's Eq. 15: (weights, biases, x, lam) -> [(dP/dW_l, dP/db_l) for l = 1..N].
-Eq15Function = Callable[[list[Tensor], list[Tensor], Tensor, float],
-                        Sequence[tuple[Tensor, Tensor]]]
 #: Relative error (per tensor, to its largest entry) below which two float64 tensors agree.
 TOL = 1e-10
 
@@ -240,16 +233,6 @@ class Eq15Check(str):
         return str.__str__(self)
 
 
-@dataclass(frozen=True)
-class _Run:
-    """The student's function on one case: its gradients (float64), or what went wrong."""
-
-    case: Eq15Case
-    grads: Gradients | None
-    problem: str = ""
-    kind: str = ""
-
-
 def check_eq15_mlp(student_fn: Eq15Function | None,
                    cases: Sequence[Eq15Case] | None = None) -> Eq15Check:
     """Run `student_fn(weights, biases, x, lam)` on each case (default: the notebook's net and
@@ -263,7 +246,7 @@ def check_eq15_mlp(student_fn: Eq15Function | None,
     if not callable(student_fn):
         return Eq15Check(head + f"expected your function itself (its name, no parentheses), "
                          f"got a {type(student_fn).__name__}", mistakes=["wrong return"])
-    runs = [_run(student_fn, case) for case in (cases or eq15_cases())]
+    runs = [run_student(student_fn, case) for case in (cases or eq15_cases())]
     failed = [r for r in runs if r.grads is None]
     if unwritten := [r for r in failed if r.kind == "not written"]:
         return Eq15Check(head + unwritten[0].problem, mistakes=["not written"])
@@ -276,13 +259,13 @@ def check_eq15_mlp(student_fn: Eq15Function | None,
     return _diagnosis(ran, failed, student_fn, worst if not failed else math.inf)
 
 
-def _diagnosis(ran: list[_Run], failed: list[_Run], student_fn: Eq15Function,
+def _diagnosis(ran: list[Run], failed: list[Run], student_fn: Eq15Function,
                worst: float) -> Eq15Check:
     """The line for an answer that does not match: the mistake, if a variant explains the
     answer, else the first wrong tensor going down; and what went wrong on which net."""
     head = "Eq. 15 for the MLP: does not match yet"
     failure = f"on {failed[0].case.name} it {failed[0].problem}" if failed else ""
-    seen = ran or [r for r in [_run(student_fn, eq15_case(2, SQUARE_WIDTHS))] if r.grads]
+    seen = ran or [r for r in [run_student(student_fn, eq15_case(2, SQUARE_WIDTHS))] if r.grads]
     found = _explain(seen) if seen else None
     if found and found[0]:
         keys, scale = found
@@ -308,11 +291,11 @@ def _diagnosis(ran: list[_Run], failed: list[_Run], student_fn: Eq15Function,
                      max_rel_error=worst)
 
 
-def _names(runs: Sequence[_Run]) -> str:
+def _names(runs: Sequence[Run]) -> str:
     return " and ".join(r.case.name for r in runs)
 
 
-def _first_wrong(runs: Sequence[_Run], *, hint: bool = False) -> str:
+def _first_wrong(runs: Sequence[Run], *, hint: bool = False) -> str:
     """'first wrong going down: dP/dW_3 on 6→7→7→7, max rel. error 1.0e+00', and with `hint`
     where to look (and a constant factor on that tensor, if there is one)."""
     for run in runs:
@@ -341,7 +324,7 @@ def _first_wrong(runs: Sequence[_Run], *, hint: bool = False) -> str:
     return "every tensor right"
 
 
-def _errors(run: _Run) -> list[tuple[str, float]]:
+def _errors(run: Run) -> list[tuple[str, float]]:
     """(tensor name, relative error to autograd), top layer first."""
     out = []
     for layer in reversed(range(len(run.grads))):
@@ -360,7 +343,7 @@ def _factors(case: Eq15Case) -> Factors:
             "lambda": (1 / case.lam, "lambda missing", "lambda twice")}
 
 
-def _explain(runs: Sequence[_Run]) -> tuple[list[str], float] | None:
+def _explain(runs: Sequence[Run]) -> tuple[list[str], float] | None:
     """(MISTAKES keys, constant factor) of the simplest explanation of the student's answers:
     a variant of `VARIANTS` that gives them on every run, up to a named constant factor (any
     one for the right recursion) and dW transposed. Fewest keys wins (the paper's Eq. 7 is one
@@ -371,7 +354,7 @@ def _explain(runs: Sequence[_Run]) -> tuple[list[str], float] | None:
     return min(found, key=lambda e: len(e[0]) + ("constant factor" in e[0]), default=None)
 
 
-def _explained_by(runs: Sequence[_Run], key: str, recipe: Recipe,
+def _explained_by(runs: Sequence[Run], key: str, recipe: Recipe,
                   transposed: bool) -> tuple[list[str], float] | None:
     """(keys, factor) if this variant gives the student's answers on every run, else None."""
     scales, readings = [], None
@@ -392,107 +375,3 @@ def _explained_by(runs: Sequence[_Run], key: str, recipe: Recipe,
             all(math.isclose(s, scales[0], rel_tol=1e-9) for s in scales):
         return keys + ["sign"] * (scales[0] < 0) + ["constant factor"], abs(scales[0])
     return None
-
-
-# ------------------------------------------------------------- running the student's function
-
-
-class _BadReturn(ValueError):
-    """The student's function returned something other than one (dW, db) pair per layer."""
-
-
-def _run(student_fn: Eq15Function, case: Eq15Case) -> _Run:
-    """Call the student's function on fresh copies of the case; never raises."""
-    try:
-        out = student_fn([w.clone() for w in case.weights], [b.clone() for b in case.biases],
-                         case.x.clone(), case.lam)
-    except Exception as err:  # the student's code: report it, never crash the check
-        return _Run(case, None, *_raised(err))
-    try:
-        return _Run(case, _read_return(out, case))
-    except _BadReturn as why:
-        kind = "not written" if "still ..." in str(why) else "wrong return"
-        return _Run(case, None, str(why), kind)
-
-
-def _raised(err: Exception) -> tuple[str, str]:
-    """('raises TypeError: ... (line 12: own = c * ...)', kind), with a hint where one helps."""
-    message = (str(err).strip().splitlines() or [""])[0]
-    text = f"{type(err).__name__}: {message[:150]}" + _student_line(err)
-    if "ellipsis" in text:
-        return f"not written yet: replace every ... in the skeleton ({text})", "not written"
-    if isinstance(err, RuntimeError) and re.search(r"size of tensor|mat1 and mat2|shape",
-                                                   message):
-        return (f"raises {text}: a shape error; going down, delta_{{l+1}} is B x K_{{l+1}} and "
-                "everything that makes delta_l is B x K_l"), "raises"
-    if isinstance(err, IndexError):
-        return (f"raises {text}: an index past the end; the top layer (i = N - 1) has no "
-                "layer above it"), "raises"
-    return f"raises {text}", "raises"
-
-
-#: Where torch and psp_lite live: frames there are not the student's code.
-_LIBRARIES = (str(Path(torch.__file__).resolve().parent), str(Path(__file__).resolve().parents[1]))
-
-
-def _student_line(err: Exception) -> str:
-    """' (line 12: own = c * ...)': the last line of the traceback outside torch and psp_lite."""
-    frames = [f for f in traceback.extract_tb(err.__traceback__)
-              if not str(Path(f.filename).resolve()).startswith(_LIBRARIES)]
-    if not frames:
-        return ""
-    code = (frames[-1].line or "").strip()
-    code = code if len(code) <= 80 else code[:77] + "..."
-    return f" (line {frames[-1].lineno}" + (f": {code})" if code else ")")
-
-
-def _read_return(out: object, case: Eq15Case) -> Gradients:
-    """The student's [(dW_l, db_l)] as float64 tensors; _BadReturn saying what was expected.
-    A dW of W_l's transposed shape passes here: the diagnosis names it."""
-    n = len(case.weights)
-    expected = f"a list of {n} (dP/dW_l, dP/db_l) pairs for {case.name}, layer 1 first"
-    if not isinstance(out, (list, tuple)):
-        raise _BadReturn(f"returns {_kind(out)}; expected {expected}")
-    if len(out) != n:
-        raise _BadReturn(f"returns {len(out)} pair{'s' * (len(out) != 1)}; expected {expected}")
-    for layer, pair in enumerate(out, start=1):
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise _BadReturn(f"returns {_kind(pair)} as item {layer}; expected {expected}")
-    shapes = [getattr(dw, "shape", None) for dw, _ in out]
-    if shapes != [w.shape for w in case.weights] and \
-            shapes == [w.shape for w in reversed(case.weights)]:
-        raise _BadReturn("returns the pairs top layer first; expected layer 1 first")
-    grads = []
-    for layer, (pair, w) in enumerate(zip(out, case.weights, strict=True), start=1):
-        dw = _read_tensor(f"dP/dW_{layer}", pair[0], [tuple(w.shape), tuple(w.T.shape)])
-        db = _read_tensor(f"dP/db_{layer}", pair[1], [(w.shape[0],)],
-                          batch_shape=(len(case.x), w.shape[0]))
-        grads.append((dw, db))
-    return grads
-
-
-def _read_tensor(name: str, value: object, shapes: list[tuple[int, ...]],
-                 batch_shape: tuple[int, ...] | None = None) -> Tensor:
-    """One returned tensor, checked for type, dtype and shape (one of `shapes`)."""
-    if value is Ellipsis:
-        raise _BadReturn(f"not written yet: {name} is still ...")
-    if not isinstance(value, Tensor):
-        extra = " (stay with torch operations)" if isinstance(value, np.ndarray) else ""
-        raise _BadReturn(f"returns {_kind(value)} as {name}; expected a torch tensor{extra}")
-    if value.dtype != torch.float64:
-        raise _BadReturn(f"returns {name} as {value.dtype}; expected torch.float64, the "
-                         "inputs' dtype")
-    if tuple(value.shape) not in shapes:
-        why = (": sum it over the batch, each example adds to it (Eq. 16)"
-               if tuple(value.shape) == batch_shape else "")
-        raise _BadReturn(f"returns {name} of shape {tuple(value.shape)}; expected "
-                         f"{shapes[0]}{why}")
-    return value.detach().cpu()
-
-
-def _kind(value: object) -> str:
-    """'None', 'a float', 'a numpy array': what a wrong return is, for the line."""
-    if value is None:
-        return "None (is the return missing?)"
-    name = "numpy array" if isinstance(value, np.ndarray) else type(value).__name__
-    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
