@@ -533,6 +533,14 @@ def test_eq15_check_reports_code_that_raises() -> None:
                            "about 7 rows (line "), line
     assert line.endswith(': raise ValueError(f"my own message about {delta.shape[0]} rows")) '
                          "(on 6→7→7→7)")
+    def three_layers_only(weights, biases, x, lam):
+        if len(weights) != 3:
+            raise ValueError("three layers only")
+        return skeleton()(weights, biases, x, lam)
+
+    assert teaching.check_eq15_mlp(three_layers_only).startswith(
+        "Eq. 15 for the MLP: does not match yet: right on 6→7→7→7, but on 5→7→4→6→3 it raises "
+        "ValueError: three layers only (line ")
     skeleton_line = teaching.check_eq15_mlp(skeleton(c=lambda v: ...))
     assert skeleton_line.mistakes == ("not written",)
     assert skeleton_line.startswith("Eq. 15 for the MLP: not written yet: replace every ... in "
@@ -548,7 +556,7 @@ def float32(*args):
 
 @pytest.mark.parametrize(("student", "said"), [
     (None, "no answer yet: write the function above, then run this cell"),
-    ([], "expected your function itself (its name, no parentheses), got a list"),
+    ([], "expected your function itself (its name, no parentheses), got a list"),  # a call's result
     (lambda *a: None, "your function returns None (is the return missing?); expected a list of "
      "3 (dP/dW_l, dP/db_l) pairs for 6→7→7→7, layer 1 first (on 6→7→7→7)"),
     (lambda *a: skeleton()(*a)[:2], "your function returns 2 pairs; expected a list of 3"),

@@ -216,8 +216,9 @@ TOL = 1e-10
 
 class Eq15Check(str):
     """What `check_eq15_mlp` returns: its one line of text, with the verdict attached: `ok`,
-    the `mistakes` it names (keys of `MISTAKES`, or 'no answer', 'not written', 'raises',
-    'wrong return', 'unrecognised') and the `max_rel_error` against autograd."""
+    the `mistakes` it names (keys of `MISTAKES`, or 'no answer', 'not a function', 'not
+    written', 'raises', 'wrong return', 'unrecognised') and the `max_rel_error` against
+    autograd (inf where the function failed on a net)."""
 
     ok: bool
     mistakes: tuple[str, ...]
@@ -245,7 +246,7 @@ def check_eq15_mlp(student_fn: Eq15Function | None,
                          mistakes=["no answer"])
     if not callable(student_fn):
         return Eq15Check(head + f"expected your function itself (its name, no parentheses), "
-                         f"got a {type(student_fn).__name__}", mistakes=["wrong return"])
+                         f"got a {type(student_fn).__name__}", mistakes=["not a function"])
     runs = [run_student(student_fn, case) for case in (cases or eq15_cases())]
     failed = [r for r in runs if r.grads is None]
     if unwritten := [r for r in failed if r.kind == "not written"]:
