@@ -1,16 +1,27 @@
 """Notebooks 01-03 as a short path (issue 11): the prose budget, the exercises' layout, and every
 exercise's check: silent on the untouched answer cell, passed by the notebook's own solution,
-failed by a planted mistake."""
+failed by a planted mistake. Then the checks themselves (issue 16): each form `check_prediction`
+accepts and refuses, and `check_eq15_mlp` on right code, on each named mistake, on nets of
+distinct widths, and on functions that raise or return the wrong thing."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import itertools
+import math
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
+import numpy as np
 import pytest
+import torch
+from torch import Tensor
+
+from psp_lite import analytic, teaching
+from psp_lite.teaching import eq15, exercises, student_code
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH = [ROOT / "notebooks" / name for name in
@@ -189,3 +200,436 @@ def test_exercises_check_themselves(path: Path, monkeypatch: pytest.MonkeyPatch)
         assert expected in text, f"{name} = {wrong}: {text}"
         namespace[name] = solutions[name]
         plt.close("all")
+
+
+# --------------------------------------------------------------------------- check_prediction
+
+F64 = torch.float64
+
+
+@pytest.mark.parametrize(("prediction", "measured", "options"), [
+    (3, 3, {}), ("3", 3, {}), (" 3.0 ", 3, {}), (3.0, 3, {}), ("1e-3", 0.001, {}),
+    ("1/4", 0.25, {}), ([3], 3, {}), ((3,), 3, {}), (np.float64(3), 3, {}),
+    (np.array([3]), 3, {}), (torch.tensor(3.0), 3, {}), (torch.tensor([3]), 3, {}),
+    (0.1353, 0.13533528, {"rel_tol": 1e-3}), (3, np.int64(3), {}), (3, torch.tensor(3), {}),
+    (3, [3], {}), ("3", [3], {}), ((1, 3), [1, 3], {}), ("1, 3", [1, 3], {}),
+    ("[1 3]", [1, 3], {}), (np.array([1, 3]), [1, 3], {}), ({3, 1}, [1, 3], {}),
+    ([3, 1], [1, 3], {"ordered": False}), ([], [], {}),
+    ("reference", "reference", {}), (" Reference ", "reference", {}),
+    ("PAPER", "paper", {"choices": ("paper", "reference")}), (["paper"], "paper", {}),
+], ids=repr)
+def test_check_prediction_accepts(prediction: object, measured: object, options: dict) -> None:
+    line = teaching.check_prediction(prediction, measured, what="w", **options)
+    assert line.startswith("right (w): the measurement says "), line
+
+
+@pytest.mark.parametrize(("prediction", "measured", "options", "wrong"), [
+    (2, 3, {}, "measured 3, predicted 2"), ("2", 3, {}, "measured 3, predicted 2"),
+    (0.1353, 0.13533528, {}, "measured 0.135335, predicted 0.1353"),
+    ([3, 1], [1, 3], {}, "measured [1, 3], predicted [3, 1]"),
+    (3, [1, 3], {}, "measured [1, 3], predicted [3]"),
+    ("paper", "reference", {"choices": ("paper", "reference")},
+     "measured reference, predicted paper"),
+], ids=repr)
+def test_check_prediction_says_wrong(prediction: object, measured: object, options: dict,
+                                     wrong: str) -> None:
+    line = teaching.check_prediction(prediction, measured, **options)
+    assert line.startswith(f"not what the measurement says: {wrong}. "), line
+
+
+@pytest.mark.parametrize(("prediction", "measured", "options", "why", "form"), [
+    ("three", 3, {}, "'three' is not a plain number", "one number"),
+    ("3 layers", 3, {}, "'layers' is not a plain number", "one number"),
+    ("3 %", 3, {}, "'3 %' has a % sign", "one number"),
+    ([1, 2], 3, {}, "it holds 2 numbers", "one number"),
+    ([], 3, {}, "it holds no number", "one number"),
+    ("1, 2", 3, {}, "it holds 2 numbers", "one number"),
+    (np.array([1.0, 2.0]), 3, {}, "it holds 2 numbers", "one number"),
+    (True, 1, {}, "True is a truth value", "one number"),
+    (float("nan"), 1.0, {}, "nan is not a finite number", "one number"),
+    ("1e400", 1.0, {}, "'1e400' is not a finite number", "one number"),
+    ({"a": 1}, 3, {}, "{'a': 1} is not a number", "one number"),
+    ([[1, 3]], [1, 3], {}, "it is a list of lists", "a list of numbers"),
+    (np.eye(2), [1, 3], {}, "it is a table of shape (2, 2)", "a list of numbers"),
+    ("one and three", [1, 3], {}, "'one' is not a plain number", "a list of numbers"),
+    (1, "reference", {}, "1 is not text", "your answer as text"),
+    ("refrence", "reference", {"choices": ("paper", "reference")},
+     "'refrence' is not one of the choices", "one of 'paper' or 'reference'"),
+    (3, {"a": 1}, {}, "it is of type int, the measurement of type dict", "an answer of the kind"),
+    ({"a": np.eye(2)}, {"a": np.eye(2)}, {}, "{'a': array([[1., 0.], [0., 1.]])} cannot be "
+     "compared with the measurement", "an answer of the kind"),
+], ids=repr)
+def test_check_prediction_refuses_what_it_cannot_read(prediction: object, measured: object,
+                                                      options: dict, why: str,
+                                                      form: str) -> None:
+    line = teaching.check_prediction(prediction, measured, what="w", **options)
+    assert line.startswith(f"can't read the prediction (w): {why}"), line
+    assert f"; write {form}" in line and line.endswith("then run this cell again"), line
+    assert "right" not in line and "measured" not in line and "\n" not in line
+
+
+@pytest.mark.parametrize(("placeholder", "shown"), [(None, "None"), (..., "..."), ("  ", "'  '")])
+def test_check_prediction_before_an_answer(placeholder: object, shown: str) -> None:
+    assert teaching.check_prediction(placeholder, 3, what="w") == \
+        f"no prediction yet (w): replace {shown} with your answer, then run this cell again"
+
+
+def test_check_tensor() -> None:
+    ref = torch.tensor([1.0, 2.0], dtype=F64)
+    assert "no answer yet" in teaching.check_tensor("ex", None, ref)
+    assert teaching.check_tensor("ex", ref.clone(), ref) == "ex: matches (max rel. error 0e+00)"
+    assert teaching.check_tensor("ex", ref + 1, ref) == "ex: differs (max rel. error 5.0e-01)"
+    assert teaching.check_tensor("ex", 2 * ref, ref).endswith(": a factor 2 too many")
+    assert teaching.check_tensor("ex", ref / 2, ref).endswith(": a factor 2 missing")
+    assert teaching.check_tensor("ex", 3 * ref, ref).endswith(": off by a constant factor 3")
+    assert teaching.check_tensor("ex", -ref, ref).endswith(": a sign")
+    assert "shape (1,), expected (2,)" in teaching.check_tensor("ex", ref[:1], ref)
+
+
+# ---------------------------------------------------------------------------- check_eq15_mlp
+#
+# Students' functions, written here without the checker's own references: the notebook's
+# skeleton with its blanks filled (rightly, or with one mistake), a plain loop over examples
+# and neurons, and autograd of a penalty that is not the notebook's.
+
+
+def c_right(v: SimpleNamespace) -> float:
+    return 2 * v.lam / (v.N * v.B * v.zs[v.i].shape[1])
+
+
+def skeleton(c=c_right, own=None, reach_back=None, grads=None):
+    """The notebook's eq15_mlp with its blanks filled; each blank is a function of the loop's
+    variables `v` (N, B, i, lam, ys, zs, weights, delta). By default, the solution."""
+    own = own or (lambda v: v.zs[v.i])
+    reach_back = reach_back or (
+        lambda v: (1 - torch.tanh(v.zs[v.i]) ** 2) * (v.delta @ v.weights[v.i + 1]))
+    grads = grads or (lambda v: (v.delta.T @ v.ys[v.i], v.delta.sum(0)))
+
+    def eq15_mlp(weights, biases, x, lam):
+        N, B = len(weights), len(x)
+        ys, zs, y = [], [], x
+        for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+            z = y @ w.T + b
+            ys.append(y)
+            zs.append(z)
+            y = torch.tanh(z) if i < N - 1 else z
+        out, delta = [None] * N, None
+        for i in reversed(range(N)):
+            v = SimpleNamespace(N=N, B=B, i=i, lam=lam, ys=ys, zs=zs, weights=weights,
+                                delta=delta)
+            delta = c(v) * own(v) + (0 if delta is None else reach_back(v))
+            v.delta = delta
+            out[i] = grads(v)
+        return out
+
+    return eq15_mlp
+
+
+def by_loops(weights, biases, x, lam):
+    """Eq. 15 with plain Python loops over examples and neurons (float64 Python floats)."""
+    W, bias, X = ([t.tolist() for t in weights], [t.tolist() for t in biases], x.tolist())
+    N, B = len(W), len(X)
+    zs, ys = [], [X]
+    for layer in range(N):
+        z = [[bias[layer][k] + sum(w * y for w, y in zip(W[layer][k], row, strict=True))
+              for k in range(len(W[layer]))] for row in ys[-1]]
+        zs.append(z)
+        ys.append([[math.tanh(v) for v in row] for row in z])
+    grads, delta = [None] * N, None
+    for layer in reversed(range(N)):
+        K = len(W[layer])
+        c = 2 * lam / (N * B * K)
+        new = [[c * zs[layer][b][k] for k in range(K)] for b in range(B)]
+        if delta is not None:
+            for b, k in itertools.product(range(B), range(K)):
+                down = sum(delta[b][h] * W[layer + 1][h][k] for h in range(len(delta[b])))
+                new[b][k] += (1 - math.tanh(zs[layer][b][k]) ** 2) * down
+        delta = new
+        dw = [[sum(delta[b][k] * ys[layer][b][j] for b in range(B))
+               for j in range(len(W[layer][0]))] for k in range(K)]
+        grads[layer] = (torch.tensor(dw, dtype=F64),
+                        torch.tensor([sum(delta[b][k] for b in range(B)) for k in range(K)],
+                                     dtype=F64))
+    return grads
+
+
+def by_autograd_of(penalty):
+    """A student who differentiates `penalty(zs, ys, lam)` (ys: tanh(z), z at the top)."""
+    def eq15_mlp(weights, biases, x, lam):
+        params = [t.clone().requires_grad_(True) for pair in zip(weights, biases, strict=True)
+                  for t in pair]
+        y, zs, ys = x, [], []
+        for i in range(0, len(params), 2):
+            zs.append(y @ params[i].T + params[i + 1])
+            y = torch.tanh(zs[-1]) if i + 2 < len(params) else zs[-1]
+            ys.append(y)
+        g = torch.autograd.grad(penalty(zs, ys, lam, x), params)
+        return [(g[i], g[i + 1]) for i in range(0, len(g), 2)]
+
+    return eq15_mlp
+
+
+def layer_mean(zs, ys, lam, x):
+    return lam * sum((z ** 2).mean() for z in zs) / len(zs)
+
+
+def slope(z: Tensor) -> Tensor:
+    return 1 - torch.tanh(z) ** 2
+
+
+def test_eq15_references_agree() -> None:
+    """Autograd of the notebook's penalty, `analytic`'s recursion for the same nn.Sequential,
+    the checker's recursion by hand, and the paper variant against Eq. 7 by autograd."""
+    for case in [*teaching.eq15_cases(), teaching.eq15_case(2, (7, 7, 7, 7))]:
+        reference = teaching.eq15_by_autograd(case)
+        widths = (case.x.shape[1], *(w.shape[0] for w in case.weights))
+        net = teaching.mlp(widths, "tanh", dtype=F64)
+        with torch.no_grad():
+            for layer, w, b in zip(teaching.linear_layers(net), case.weights, case.biases,
+                                   strict=True):
+                layer.weight.copy_(w)
+                layer.bias.copy_(b)
+        by_hand = analytic.psp_gradients(analytic.forward_record(net, case.x)[1], case.lam,
+                                         "reference")
+        ours = teaching.eq15_by_hand(case)
+        paper = by_autograd_of(lambda zs, ys, lam, x: lam * 0.5 * sum(
+            (z ** 2).sum() for z in zs) / len(x))(case.weights, case.biases, case.x, case.lam)
+        paper_by_hand = teaching.eq15_by_hand(case, eq15.Recipe(c="paper"))
+        for i, (rw, rb) in enumerate(reference):
+            for j, ref in enumerate((rw, rb)):
+                key = f"{2 * i}.{('weight', 'bias')[j]}"
+                torch.testing.assert_close(by_hand[key], ref, rtol=1e-12, atol=0)
+                torch.testing.assert_close(ours[i][j], ref, rtol=1e-12, atol=0)
+                torch.testing.assert_close(paper_by_hand[i][j], paper[i][j], rtol=1e-12, atol=0)
+
+
+def test_eq15_cases() -> None:
+    notebook, deep = teaching.eq15_cases()
+    assert (notebook.name, len(notebook.x), notebook.lam) == ("6→7→7→7", 5, 1e-3)
+    assert (deep.name, len(deep.x)) == ("5→7→4→6→3", 11)
+    assert len({w.shape[0] for w in deep.weights}) == len(deep.weights)  # distinct widths
+
+
+def test_every_planted_mistake_is_told_apart() -> None:
+    """Each of the checker's wrong references is named as itself, not as an earlier one."""
+    square = teaching.eq15_case(2, (7, 7, 7, 7))
+    for key, recipe in eq15.VARIANTS[1:]:
+        runs = [student_code.Run(c, g) for c in teaching.eq15_cases()
+                if (g := teaching.eq15_by_hand(c, recipe)) is not None]
+        runs = runs or [student_code.Run(square, teaching.eq15_by_hand(square, recipe))]
+        assert exercises._explain(runs) == ([key], 1.0), (key, recipe)
+
+
+@pytest.mark.parametrize("student", [skeleton(), by_loops, by_autograd_of(layer_mean)],
+                         ids=["skeleton", "loops", "autograd"])
+def test_eq15_check_matches_right_code(student) -> None:
+    result = teaching.check_eq15_mlp(student)
+    assert result.ok and result.mistakes == () and result.max_rel_error < 1e-12
+    assert result == ("Eq. 15 for the MLP: matches (every dW and db on 6→7→7→7 and "
+                      f"5→7→4→6→3; max rel. error {result.max_rel_error:.0e})")
+
+
+#: (id, student, the name its line must hold, the mistake keys it must report)
+MISTAKEN = [
+    ("2 too many", skeleton(c=lambda v: 2 * c_right(v)), "a factor 2 too many",
+     ["2 too many"]),
+    ("2 missing", skeleton(c=lambda v: c_right(v) / 2), "a factor 2 missing", ["2 missing"]),
+    ("no 1/B", skeleton(c=lambda v: c_right(v) * v.B),
+     "the 1/B of the batch mean is missing", ["1/B missing"]),
+    ("1/B twice", skeleton(c=lambda v: c_right(v) / v.B),
+     "divided by the batch size B once too often", ["1/B twice"]),
+    ("no 1/N", skeleton(c=lambda v: c_right(v) * v.N),
+     "the 1/N of the mean over the N layers is missing", ["1/N missing"]),
+    ("1/N twice", skeleton(c=lambda v: c_right(v) / v.N),
+     "divided by the number of layers N once too often", ["1/N twice"]),
+    ("no 1/K", skeleton(c=lambda v: 2 * v.lam / (v.N * v.B)),
+     "the 1/K_l of the mean over a layer's K_l neurons is missing", ["1/K missing"]),
+    ("1/K twice", skeleton(c=lambda v: c_right(v) / v.zs[v.i].shape[1]),
+     "divided by K_l once too often", ["1/K twice"]),
+    ("no 1/K, 2 too many", skeleton(c=lambda v: 4 * v.lam / (v.N * v.B)),
+     "the 1/K_l of the mean over a layer's K_l neurons is missing", ["1/K missing", "2 too many"]),
+    ("no lambda", skeleton(c=lambda v: c_right(v) / v.lam), "lambda is missing",
+     ["lambda missing"]),
+    ("sign", skeleton(c=lambda v: -c_right(v)), "a sign", ["sign"]),
+    ("factor 3", skeleton(c=lambda v: 3 * c_right(v)), "off by a constant factor 3",
+     ["constant factor"]),
+    ("dW transposed", skeleton(grads=lambda v: (v.ys[v.i].T @ v.delta, v.delta.sum(0))),
+     "dP/dW_l is transposed", ["dW transposed"]),
+    ("W^T going down", skeleton(reach_back=lambda v: slope(v.zs[v.i]) * (
+        v.delta @ v.weights[v.i + 1].T)), "a transposed term going down",
+     ["transposed back"]),
+    ("no reach-back", skeleton(reach_back=lambda v: 0), "the reach-back is missing",
+     ["no reach-back"]),
+    ("next own only (a)", skeleton(reach_back=lambda v: slope(v.zs[v.i]) * (
+        (2 * v.lam / (v.N * v.B * v.zs[v.i + 1].shape[1]) * v.zs[v.i + 1])
+        @ v.weights[v.i + 1])), "only the next layer's own term reaches back",
+     ["next own only"]),
+    ("no own term", skeleton(own=lambda v: v.zs[v.i] * (v.i == v.N - 1)),
+     "the own term is missing", ["no own term"]),
+    ("tanh(z) penalized (b)", skeleton(own=lambda v: torch.tanh(v.zs[v.i])),
+     "the activation's output is penalized instead of z", ["output penalized"]),
+    ("y penalized, by autograd (b)", by_autograd_of(
+        lambda zs, ys, lam, x: lam * sum((y ** 2).mean() for y in ys) / len(ys)),
+     "the activation's output is penalized instead of z", ["output penalized"]),
+    ("tanh for its slope (c)", skeleton(reach_back=lambda v: torch.tanh(v.zs[v.i]) * (
+        v.delta @ v.weights[v.i + 1])), "the activation in place of its slope",
+     ["phi for slope"]),
+    ("no slope", skeleton(reach_back=lambda v: v.delta @ v.weights[v.i + 1]),
+     "the activation slope is missing", ["no slope"]),
+    ("slope at z_l+1, before W (d)", skeleton(reach_back=lambda v: (
+        slope(v.zs[v.i + 1]) * v.delta) @ v.weights[v.i + 1]),
+     "the slope taken at the wrong layer", ["slope wrong layer"]),
+    ("Eq. 7 per example (e)", skeleton(c=lambda v: v.lam / v.B),
+     "the paper's literal Eq. 7 normalization", ["paper Eq. 7"]),
+    ("Eq. 7 by autograd (e)", by_autograd_of(
+        lambda zs, ys, lam, x: lam / 2 * sum((z ** 2).sum() for z in zs) / len(x)),
+     "the paper's literal Eq. 7 normalization", ["paper Eq. 7"]),
+    ("Eq. 7 without 1/B (e)", skeleton(c=lambda v: v.lam),
+     "the paper's literal Eq. 7 normalization", ["paper Eq. 7", "1/B missing"]),
+    ("fan-in width (f)", skeleton(c=lambda v: 2 * v.lam / (v.N * v.B * v.ys[v.i].shape[1])),
+     "c_l uses another layer's width", ["other width"]),
+    ("first layer's width (f)", skeleton(
+        c=lambda v: 2 * v.lam / (v.N * v.B * v.zs[0].shape[1])),
+     "c_l uses another layer's width", ["other width"]),
+    ("total width (f)", skeleton(
+        c=lambda v: 2 * v.lam / (v.N * v.B * sum(z.shape[1] for z in v.zs))),
+     "c_l uses the total width", ["total width"]),
+    ("total width, by autograd (f)", by_autograd_of(
+        lambda zs, ys, lam, x: lam * sum((z ** 2).sum() for z in zs)
+        / (len(zs) * len(x) * sum(z.shape[1] for z in zs))),
+     "c_l uses the total width", ["total width"]),
+]
+
+
+@pytest.mark.parametrize(("student", "named", "keys"), [m[1:] for m in MISTAKEN],
+                         ids=[m[0] for m in MISTAKEN])
+def test_eq15_check_names_each_mistake(student, named: str, keys: list[str]) -> None:
+    """The line names the mistake first, then any constant factor on top of it ('also ...')."""
+    result = teaching.check_eq15_mlp(student)
+    assert not result.ok and list(result.mistakes) == keys, result
+    assert result.startswith(f"Eq. 15 for the MLP: does not match yet. Likely {named}: "), result
+    for key in keys[1:]:
+        assert f"; also {eq15.MISTAKES[key].name}: " in result, result
+    assert "(first wrong going down: dP/d" in result and "\n" not in result
+
+
+def test_eq15_check_on_a_mistake_that_raises_where_widths_differ() -> None:
+    """The slope at z_{l+1}, after W: computable only where K_l = K_{l+1}, so it raises on
+    the deep net and is named from the notebook's; 1 - y_{l-1}^2 raises on both nets and is
+    named from a net of equal widths."""
+    after = teaching.check_eq15_mlp(skeleton(reach_back=lambda v: slope(v.zs[v.i + 1]) * (
+        v.delta @ v.weights[v.i + 1])))
+    assert after.mistakes == ("slope wrong layer",), after
+    assert after.startswith("Eq. 15 for the MLP: does not match yet. Likely the slope taken "
+                            "at the wrong layer: "), after
+    assert "; on 5→7→4→6→3 it raises RuntimeError: The size of tensor a" in after
+    assert "a shape error" in after
+    below = teaching.check_eq15_mlp(skeleton(reach_back=lambda v: (1 - v.ys[v.i] ** 2) * (
+        v.delta @ v.weights[v.i + 1])))
+    assert below.mistakes == ("raises", "slope wrong layer"), below
+    assert below.startswith("Eq. 15 for the MLP: does not match yet: on 6→7→7→7 it raises "
+                            "RuntimeError: "), below
+    assert below.endswith("Run on 7→7→7→7, where every width is equal, it shows the slope "
+                          "taken at the wrong layer: " + eq15.MISTAKES["slope wrong layer"].hint)
+
+
+def test_eq15_check_needs_distinct_widths() -> None:
+    """A c_l with the first layer's width passes on the notebook's net alone (every width 7);
+    the deep net, and hard-coded sizes, give it away."""
+    first_width = skeleton(c=lambda v: 2 * v.lam / (v.N * v.B * v.zs[0].shape[1]))
+    assert teaching.check_eq15_mlp(first_width, [teaching.eq15_case()]).ok
+    assert teaching.check_eq15_mlp(first_width).mistakes == ("other width",)
+    typed_in = teaching.check_eq15_mlp(skeleton(c=lambda v: 2 * v.lam / (3 * 5 * 7)))
+    assert typed_in.mistakes == ("unrecognised",), typed_in
+    assert typed_in.startswith("Eq. 15 for the MLP: does not match yet, and not like a mistake "
+                               "this check knows: first wrong going down: dP/dW_4 on "
+                               "5→7→4→6→3, max rel. error "), typed_in
+    assert typed_in.endswith("it is right on 6→7→7→7 but not on 5→7→4→6→3, whose widths all "
+                             "differ: does every size come from layer l's own tensors?")
+
+
+def test_eq15_check_is_tight() -> None:
+    """float64 agrees to about 1e-16: a relative slip of 1e-8 is not a match."""
+    def nearly(*args):
+        return [(dw * (1 + 1e-8), db * (1 + 1e-8)) for dw, db in skeleton()(*args)]
+
+    line = teaching.check_eq15_mlp(nearly)
+    assert not line.ok and line.mistakes == ("unrecognised",), line
+    assert "not like a mistake this check knows: first wrong going down: dP/dW_3 on 6→7→7→7, " \
+        "max rel. error 1.0e-08" in line
+
+
+def test_eq15_check_points_to_the_first_wrong_tensor() -> None:
+    def bias_doubled(*args):
+        return [(dw, 2 * db) for dw, db in skeleton()(*args)]
+
+    line = teaching.check_eq15_mlp(bias_doubled)
+    assert line == ("Eq. 15 for the MLP: does not match yet, and not like a mistake this check "
+                    "knows: first wrong going down: dP/db_3 on 6→7→7→7, max rel. error 1.0e+00: "
+                    "a factor 2 too many; dP/dW_3 is right, so delta_3 is: look at how dP/db_3 "
+                    "is made from it")
+    with_nan = teaching.check_eq15_mlp(lambda *a: [(dw / 0, db) for dw, db in skeleton()(*a)])
+    assert "first wrong going down: dP/dW_3 on 6→7→7→7, nan or inf in it" in with_nan
+    transposed_and_off = teaching.check_eq15_mlp(
+        lambda *a: [(dw.T + 1, db) for dw, db in skeleton()(*a)])  # no crash on the shapes
+    assert transposed_and_off.mistakes == ("unrecognised",)
+    wrong_below = skeleton(reach_back=lambda v: slope(v.zs[v.i]) * (
+        v.delta @ v.weights[v.i + 1]) + (v.i == 0))
+    assert teaching.check_eq15_mlp(wrong_below).endswith(
+        "the layers above match, so look at the step that makes delta_1 from delta_2")
+
+
+def test_eq15_check_reports_code_that_raises() -> None:
+    def raises(weights, biases, x, lam):
+        delta = weights[0]
+        raise ValueError(f"my own message about {delta.shape[0]} rows")
+
+    line = teaching.check_eq15_mlp(raises)
+    assert line.mistakes == ("raises",) and not line.ok
+    assert line.startswith("Eq. 15 for the MLP: your function raises ValueError: my own message "
+                           "about 7 rows (line "), line
+    assert line.endswith(': raise ValueError(f"my own message about {delta.shape[0]} rows")) '
+                         "(on 6→7→7→7)")
+    def three_layers_only(weights, biases, x, lam):
+        if len(weights) != 3:
+            raise ValueError("three layers only")
+        return skeleton()(weights, biases, x, lam)
+
+    assert teaching.check_eq15_mlp(three_layers_only).startswith(
+        "Eq. 15 for the MLP: does not match yet: right on 6→7→7→7, but on 5→7→4→6→3 it raises "
+        "ValueError: three layers only (line ")
+    skeleton_line = teaching.check_eq15_mlp(skeleton(c=lambda v: ...))
+    assert skeleton_line.mistakes == ("not written",)
+    assert skeleton_line.startswith("Eq. 15 for the MLP: not written yet: replace every ... in "
+                                    "the skeleton (TypeError: "), skeleton_line
+    index = teaching.check_eq15_mlp(skeleton(own=lambda v: v.zs[v.i + 1]))
+    assert "raises IndexError: list index out of range" in index
+    assert "the top layer (i = N - 1) has no layer above it" in index
+
+
+def float32(*args):
+    return [(dw.float(), db.float()) for dw, db in skeleton()(*args)]
+
+
+@pytest.mark.parametrize(("student", "said"), [
+    (None, "no answer yet: write the function above, then run this cell"),
+    ([], "expected your function itself (its name, no parentheses), got a list"),  # a call's result
+    (lambda *a: None, "your function returns None (is the return missing?); expected a list of "
+     "3 (dP/dW_l, dP/db_l) pairs for 6→7→7→7, layer 1 first (on 6→7→7→7)"),
+    (lambda *a: skeleton()(*a)[:2], "your function returns 2 pairs; expected a list of 3"),
+    (lambda *a: [dw for dw, _ in skeleton()(*a)], "returns a Tensor as item 1; expected a list"),
+    (lambda *a: skeleton()(*a)[::-1], "returns the pairs top layer first; expected layer 1 "
+     "first"),
+    (lambda *a: [(dw.numpy(), db) for dw, db in skeleton()(*a)], "returns a numpy array as "
+     "dP/dW_1; expected a torch tensor (stay with torch operations)"),
+    (lambda *a: [(dw, None) for dw, _ in skeleton()(*a)], "returns None (is the return "
+     "missing?) as dP/db_1; expected a torch tensor"),
+    (float32, "returns dP/dW_1 as torch.float32; expected torch.float64"),
+    (skeleton(grads=lambda v: (v.delta.T @ v.ys[v.i], v.delta)), "returns dP/db_1 of shape "
+     "(5, 7); expected (7,): sum it over the batch, each example adds to it (Eq. 16)"),
+    (skeleton(grads=lambda v: (v.delta.T @ v.ys[v.i], ...)), "not written yet: dP/db_1 is "
+     "still ..."),
+], ids=repr)
+def test_eq15_check_reports_the_wrong_structure(student, said: str) -> None:
+    line = teaching.check_eq15_mlp(student)
+    assert not line.ok and said in line and "\n" not in line, line

@@ -6,8 +6,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import math  # noqa: E402
-
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -261,124 +259,6 @@ def test_check_line_and_gradient_parts() -> None:
     assert isinstance(teaching.plot_contribution_matrix(contributions, records), Figure)
     assert isinstance(teaching.plot_check_rows({"float64": rows}), Figure)
     plt.close("all")
-
-
-# ----------------------------------------------------------------------------------- exercises
-
-
-def test_check_prediction_and_check_tensor() -> None:
-    assert teaching.check_prediction(None, 3).startswith("no prediction yet")
-    assert teaching.check_prediction(3, 3).startswith("right")
-    assert teaching.check_prediction(2, 3).startswith("not what the measurement says")
-    assert teaching.check_prediction(2.9, 3.0, rel_tol=0.05).startswith("right")
-    ref = torch.tensor([1.0, 2.0], dtype=F64)
-    assert "no answer yet" in teaching.check_tensor("ex", None, ref)
-    assert teaching.check_tensor("ex", ref.clone(), ref) == "ex: matches (max rel. error 0e+00)"
-    assert "differs" in teaching.check_tensor("ex", ref + 1, ref)
-    assert teaching.check_tensor("ex", 2 * ref, ref).endswith("a factor 2 too many")
-    assert teaching.check_tensor("ex", 3 * ref, ref).endswith("off by a constant factor 3")
-    assert "a sign" in teaching.check_tensor("ex", -ref, ref)
-    assert "shape" in teaching.check_tensor("ex", ref[:1], ref)
-
-
-def eq15_solution(weights, biases, x, lam, *, mistake: str | None = None):
-    """A student's Eq. 15 for the tanh MLP, with one planted mistake on request."""
-    n, b = len(weights), len(x)
-    ys, zs, y = [], [], x
-    for i, (w, bias) in enumerate(zip(weights, biases, strict=True)):
-        z = y @ w.T + bias
-        ys.append(y)
-        zs.append(z)
-        y = torch.tanh(z) if i < n - 1 else z
-    grads = [None] * n
-    delta = None
-    for layer in reversed(range(n)):
-        c = {
-            "factor 2": lam / (n * b * zs[layer].shape[1]),
-            "1/B": 2 * lam / (n * zs[layer].shape[1]),
-            "1/N": 2 * lam / (b * zs[layer].shape[1]),
-            "1/K": 2 * lam / (n * b),
-            "lambda": 2 / (n * b * zs[layer].shape[1]),
-        }.get(mistake, 2 * lam / (n * b * zs[layer].shape[1]))
-        own = c * zs[layer]
-        if delta is None:
-            delta = own
-        else:
-            w_above = weights[layer + 1].T if mistake == "transpose" else weights[layer + 1]
-            slope = 1.0 if mistake == "slope" else 1 - torch.tanh(zs[layer]) ** 2
-            back = slope * (delta @ w_above)
-            delta = {"reach-back": own, "own term": back}.get(mistake, own + back)
-        dw = ys[layer].T @ delta if mistake == "dW transposed" else delta.T @ ys[layer]
-        grads[layer] = (dw, delta.sum(0))
-    if mistake == "sign":
-        grads = [(-dw, -db) for dw, db in grads]
-    return grads
-
-
-def test_eq15_check_passes_with_the_solution() -> None:
-    case = teaching.eq15_case()
-    reference = teaching.eq15_by_autograd(case)
-    by_hand = analytic.psp_gradients(
-        analytic.forward_record(_as_mlp(case), case.x)[1], case.lam, "reference")
-    for (rw, rb), key in zip(reference, ("0", "2", "4"), strict=True):
-        torch.testing.assert_close(rw, by_hand[f"{key}.weight"], rtol=1e-12, atol=0)
-        torch.testing.assert_close(rb, by_hand[f"{key}.bias"], rtol=1e-12, atol=0)
-    result = teaching.check_eq15_mlp(eq15_solution)
-    assert result.ok and result.max_rel_error < 1e-12
-    assert str(result) == f"Eq. 15 for the MLP: matches (max rel. error {result.max_rel_error:.0e})"
-
-
-def _as_mlp(case: teaching.Eq15Case) -> nn.Sequential:
-    net = teaching.mlp((6, 7, 7, 7), "tanh", dtype=F64)
-    with torch.no_grad():
-        for layer, w, b in zip(teaching.linear_layers(net), case.weights, case.biases,
-                               strict=True):
-            layer.weight.copy_(w)
-            layer.bias.copy_(b)
-    return net
-
-
-@pytest.mark.parametrize(("mistake", "named"), [
-    ("factor 2", "a factor 2 missing"),
-    ("1/B", "the 1/B of the batch mean is missing"),
-    ("1/N", "the 1/N of the mean over the N layers is missing"),
-    ("1/K", "the 1/K_l of the mean over a layer's K_l neurons is missing"),
-    ("lambda", "lambda is missing"),
-    ("sign", "a sign"),
-    ("dW transposed", "transposed: dP/dW_l = delta_l^T y_{l-1}"),
-    ("transpose", "a transposed term going down"),
-    ("reach-back", "the reach-back is missing"),
-    ("own term", "the own term is missing"),
-    ("slope", "the activation slope is missing"),
-])
-def test_eq15_check_names_each_planted_mistake(mistake: str, named: str) -> None:
-    result = teaching.check_eq15_mlp(lambda *a: eq15_solution(*a, mistake=mistake))
-    assert not result.ok
-    assert any(d.startswith(named) for d in result.diagnoses), result.diagnoses
-    assert len(result.diagnoses) == 1, result.diagnoses
-    text = str(result)
-    assert text.startswith("Eq. 15 for the MLP: does not match yet") and named in text
-
-
-def test_eq15_check_reports_unfinished_and_broken_code() -> None:
-    assert teaching.check_eq15_mlp(None).diagnoses == ["no answer"]
-
-    def skeleton(weights, biases, x, lam):
-        return [(... * w, ...) for w in weights]
-
-    assert teaching.check_eq15_mlp(skeleton).diagnoses[0].startswith("not written yet")
-
-    def shape_error(weights, biases, x, lam):
-        return [(weights[0] @ weights[0], biases[0])]
-
-    assert "shape error" in teaching.check_eq15_mlp(shape_error).diagnoses[0]
-
-    def too_few(weights, biases, x, lam):
-        return eq15_solution(weights, biases, x, lam)[:2]
-
-    assert "2 (dW, db) pairs returned" in teaching.check_eq15_mlp(too_few).diagnoses[0]
-    case = teaching.eq15_case()
-    assert math.isclose(case.lam, 1e-3) and len(case.x) == 5 and len(case.weights) == 3
 
 
 # ------------------------------------------------------------------ notebooks 01-03's one-liners

@@ -11,6 +11,10 @@
   the data).
 * `normalizations`: the two readings of Eq. 7 on a batch, layer by layer (notebook 04).
 * `decomposition`: one-line gradient checks and Eq. 14's split by source layer.
+* `answers`: reading what a student typed into a prediction cell.
+* `eq15`: Eq. 15 for a tanh MLP: the check's nets, autograd's answer, the recursion by hand with
+  one planted mistake.
+* `student_code`: running a student's Eq. 15 function, its errors and returns as text.
 * `exercises`: self-checking cells, and the Eq. 15 check with its diagnosis.
 """
 
@@ -35,15 +39,19 @@ from psp_lite.teaching.derivation import (
     own_term_lines,
     paper_symbols,
 )
-from psp_lite.teaching.exercises import (
-    STRUCTURAL_MISTAKES,
+from psp_lite.teaching.eq15 import (
+    MISTAKES,
     Eq15Case,
+    eq15_by_autograd,
+    eq15_by_hand,
+    eq15_case,
+    eq15_cases,
+)
+from psp_lite.teaching.exercises import (
     Eq15Check,
     check_eq15_mlp,
     check_prediction,
     check_tensor,
-    eq15_by_autograd,
-    eq15_case,
 )
 from psp_lite.teaching.first_look import (
     PAPER_L2_LAMBDA,
@@ -105,11 +113,12 @@ __all__ = [
     "lambda_in_paper_units", "largest_slopes", "legend_below", "nonzero_rows", "own_term_lines",
     "paper_symbols", "penalty_on_three_inputs", "readable", "weight_decay_cases",
     "zero_gradient_columns",
-    "ACTIVATION_NAMES", "REGULARIZERS", "STRUCTURAL_MISTAKES", "Eq15Case", "Eq15Check",
+    "ACTIVATION_NAMES", "MISTAKES", "REGULARIZERS", "Eq15Case", "Eq15Check",
     "FirstLookSettings", "LayerBalance", "TrainedLayers", "ZDistribution", "activation_and_slope",
     "bias_free_relu_prediction", "centre_and_whiten", "check_eq15_mlp",
     "check_line", "check_prediction", "check_tensor", "describe_ratios", "eq15_by_autograd",
-    "eq15_case", "first_layer_z_after_training", "gradient_parts_by_source_layer",
+    "eq15_by_hand", "eq15_case", "eq15_cases", "first_layer_z_after_training",
+    "gradient_parts_by_source_layer",
     "input_moments", "lambda_explorer", "layer_l2_penalty", "layer_psp_penalty_by_trace",
     "layer_psp_penalty_direct", "linear_layers", "local_psp_gradient_vs_weight_decay",
     "make_activation", "mean_z2_during_weight_decay", "mlp",
