@@ -252,6 +252,9 @@ def test_check_prediction_says_wrong(prediction: object, measured: object, optio
     ([[1, 3]], [1, 3], {}, "it is a list of lists", "a list of numbers"),
     (np.eye(2), [1, 3], {}, "it is a table of shape (2, 2)", "a list of numbers"),
     ("one and three", [1, 3], {}, "'one' is not a plain number", "a list of numbers"),
+    ("(1-LAM)**(4*STEPS)", 0.5, {}, "'(1-LAM)**(4*STEPS)' is a formula in quotes, so it is "
+     "text; without the quotes Python computes the number", "one number"),
+    ("exp(-2)", 0.5, {}, "'exp(-2)' is a formula in quotes", "one number"),
     (1, "reference", {}, "1 is not text", "your answer as text"),
     ("refrence", "reference", {"choices": ("paper", "reference")},
      "'refrence' is not one of the choices", "one of 'paper' or 'reference'"),
@@ -494,6 +497,18 @@ MISTAKEN = [
     ("total width (f)", skeleton(
         c=lambda v: 2 * v.lam / (v.N * v.B * sum(z.shape[1] for z in v.zs))),
      "c_l uses the total width", ["total width"]),
+    ("1 - tanh for its slope", skeleton(reach_back=lambda v: (1 - torch.tanh(v.zs[v.i])) * (
+        v.delta @ v.weights[v.i + 1])), "1 - tanh(z) used as tanh's slope",
+     ["slope 1 - tanh"]),
+    ("slope on the own term too", skeleton(own=lambda v: v.zs[v.i] * (
+        slope(v.zs[v.i]) if v.i < v.N - 1 else 1)), "the slope applied to the own term too",
+     ["slope on own term"]),
+    ("N typed in", skeleton(c=lambda v: 2 * v.lam / (3 * v.B * v.zs[v.i].shape[1])),
+     "a size typed in as a number", ["typed in"]),
+    ("B typed in", skeleton(c=lambda v: 2 * v.lam / (v.N * 5 * v.zs[v.i].shape[1])),
+     "a size typed in as a number", ["typed in"]),
+    ("every size typed in", skeleton(c=lambda v: 2 * v.lam / (3 * 5 * 7)),
+     "a size typed in as a number", ["typed in"]),
     ("total width, by autograd (f)", by_autograd_of(
         lambda zs, ys, lam, x: lam * sum((z ** 2).sum() for z in zs)
         / (len(zs) * len(x) * sum(z.shape[1] for z in zs))),
@@ -540,12 +555,14 @@ def test_eq15_check_needs_distinct_widths() -> None:
     assert teaching.check_eq15_mlp(first_width, [teaching.eq15_case()]).ok
     assert teaching.check_eq15_mlp(first_width).mistakes == ("other width",)
     typed_in = teaching.check_eq15_mlp(skeleton(c=lambda v: 2 * v.lam / (3 * 5 * 7)))
-    assert typed_in.mistakes == ("unrecognised",), typed_in
-    assert typed_in.startswith("Eq. 15 for the MLP: does not match yet, and not like a mistake "
-                               "this check knows: first wrong going down: dP/dW_4 on "
-                               "5→7→4→6→3, max rel. error "), typed_in
-    assert typed_in.endswith("it is right on 6→7→7→7 but not on 5→7→4→6→3, whose widths all "
-                             "differ: does every size come from layer l's own tensors?")
+    assert typed_in.mistakes == ("typed in",), typed_in
+    assert "N = 3, B = 5 and K_l = 7 hold for this notebook's net only; the deeper net has " \
+        "N = 4, B = 11 and widths 7, 4, 6, 3" in typed_in
+    odd = teaching.check_eq15_mlp(skeleton(c=lambda v: 2 * v.lam / (v.N * v.B * v.zs[v.i].shape[1])
+                                           * (v.N == 3 or 1.7)))
+    assert odd.mistakes == ("unrecognised",), odd
+    assert odd.endswith("it is right on 6→7→7→7 but not on 5→7→4→6→3, whose widths all "
+                        "differ: does every size come from layer l's own tensors?"), odd
 
 
 def test_eq15_check_is_tight() -> None:
@@ -576,7 +593,20 @@ def test_eq15_check_points_to_the_first_wrong_tensor() -> None:
     wrong_below = skeleton(reach_back=lambda v: slope(v.zs[v.i]) * (
         v.delta @ v.weights[v.i + 1]) + (v.i == 0))
     assert teaching.check_eq15_mlp(wrong_below).endswith(
-        "the layers above match, so look at the step that makes delta_1 from delta_2")
+        "the layers above match, so look at the step that makes delta_1 from delta_2: its own "
+        "term c_1 z_1, plus what delta_2 sends back (compare with notebook 02's Eq. 14, case "
+        "p > l)")
+
+
+def test_eq15_hints_point_at_what_the_notebooks_show() -> None:
+    """No hint points at a recursion 'above' (03 gives only its shape); the slope mistakes point
+    at Eq. 14's case p > l, shown in 02's core, and the own-term mistakes at c_l z_l."""
+    for key, mistake in eq15.MISTAKES.items():
+        assert "written out above" not in mistake.hint, key
+    for key in ("phi for slope", "no slope", "slope wrong layer", "slope on own term"):
+        assert "Eq. 14" in eq15.MISTAKES[key].hint, key
+    for key in ("output penalized", "slope on own term"):
+        assert "c_l z_l" in eq15.MISTAKES[key].hint, key
 
 
 def test_eq15_check_reports_code_that_raises() -> None:

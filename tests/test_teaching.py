@@ -280,6 +280,7 @@ def test_decay_two_networks_and_largest_slopes() -> None:
     assert relu[1][-1] / relu[1][0] == pytest.approx(0.9 ** (2 * 2 * 3), rel=1e-5)
     lines = teaching.largest_slopes().splitlines()
     assert lines[0].endswith("largest slope 0.2500 at z = +0.0000, slope at z = 3: 0.0452")
+    assert lines[2] == "    relu: slope 0 for z < 0, 1 for z > 0: it switches at z = 0"
 
 
 def test_derivation_lines_all_match() -> None:

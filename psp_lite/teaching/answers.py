@@ -6,8 +6,9 @@ may be a list, tuple or set, a 1-d array, text ("1, 2", "[1 2]"), or one number 
 A word is compared without regard to case, surrounding spaces or quotes.
 
 Refused, with a line that says which form is expected: text that is not a number ("three",
-"3 layers", and "3 %", since 3 % could mean 3 or 0.03), booleans, nan and infinities, nested lists,
-several numbers where one is expected, and a word that is not one of the offered choices.
+"3 layers", and "3 %", since 3 % could mean 3 or 0.03; a formula in quotes is told to lose the
+quotes), booleans, nan and infinities, nested lists, several numbers where one is expected, and a
+word that is not one of the offered choices.
 """
 
 from __future__ import annotations
@@ -60,7 +61,13 @@ def as_numbers(value: object) -> list[int | float]:
     if isinstance(value, str):
         if "%" in value:
             raise Unreadable(f"{value!r} has a % sign (the number itself, or a hundredth of it?)")
-        return [_number_from_text(t) for t in _tokens(value)]
+        try:
+            return [_number_from_text(t) for t in _tokens(value)]
+        except Unreadable:
+            if _FORMULA.search(value):
+                raise Unreadable(f"{value!r} is a formula in quotes, so it is text; without "
+                                 "the quotes Python computes the number") from None
+            raise
     if _is_array(value):
         if value.ndim > 1 and _size(value) > 1:
             raise Unreadable(f"it is a table of shape {tuple(value.shape)}")
@@ -120,6 +127,8 @@ def _one_number(value: object) -> int | float:
 
 
 _SEPARATORS = re.compile(r"[,;\s]+")
+#: Text that reads as a Python formula: an operator or a call between names or numbers.
+_FORMULA = re.compile(r"\*|\w\s*\(|\)\s*[-+/*]|[\w)]\s*[-+/]\s*[\w(]")
 
 
 def _tokens(text: str) -> list[str]:

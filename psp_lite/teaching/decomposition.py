@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch.nn.functional as F
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 from torch import Tensor
 
 from psp_lite.analytic import GradientCheckRow, LayerRecord
@@ -77,8 +78,8 @@ def plot_contribution_matrix(contributions: Mapping[str, Mapping[str, Tensor]],
     for p in range(n):
         for l in range(n):  # noqa: E741
             text = "0" if m[p, l] == 0 else f"{m[p, l]:.1e}"
-            ax.text(l, p, text, ha="center", va="center", fontsize=9,
-                    color="k" if m[p, l] == 0 else "w")
+            ax.text(l, p, text, ha="center", va="center", fontsize=10,
+                    color="k" if m[p, l] == 0 else _ink_on(image, np.log10(m[p, l])))
     ticks = range(n)
     ax.set_xticks(ticks, [f"l={i + 1}" for i in ticks])
     ax.set_yticks(ticks, [f"p={p + 1}" for p in ticks])
@@ -88,13 +89,22 @@ def plot_contribution_matrix(contributions: Mapping[str, Mapping[str, Tensor]],
     return readable(fig)
 
 
+def _ink_on(image, value: float) -> str:
+    """Black on a light cell of `image`'s colour map, white on a dark one."""
+    r, g, b, _ = image.cmap(image.norm(value))
+    return "k" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "w"
+
+
 def plot_contributions(contributions: Mapping[str, Mapping[str, Tensor]],
                        params: Sequence[str]) -> Figure:
     """One panel per parameter: the norm of each source layer's part of its PSP gradient; under
     each bar its cosine with the total ("cos")."""
-    fig, axes = plt.subplots(len(params), 1, figsize=(9, 1.9 * len(params) + 0.4),
+    fig, axes = plt.subplots(len(params), 1, figsize=(9, 1.9 * len(params) + 0.8),
                              squeeze=False)
     for ax, param in zip(axes[:, 0], params, strict=True):
+        formatter = ScalarFormatter(useMathText=True)
+        formatter.set_powerlimits((0, 0))   # every panel as "x 10^k", never plain 0.00016
+        ax.xaxis.set_major_formatter(formatter)
         norms = gradient_parts_by_source_layer(contributions, param)
         labels = list(norms)
         vals = [norms[k][0] for k in labels]
@@ -106,4 +116,5 @@ def plot_contributions(contributions: Mapping[str, Mapping[str, Tensor]],
         ax.invert_yaxis()
         ax.set_title(f"{param}: each layer p's part of its PSP gradient", loc="left")
         ax.grid(alpha=0.3, axis="x")
+    axes[-1, 0].set_xlabel("norm of the part, ‖∂R_p/∂θ‖ (each panel its own scale)")
     return readable(fig)

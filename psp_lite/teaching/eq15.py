@@ -22,8 +22,17 @@ from psp_lite.regularizers import psp_penalty
 #: The notebook's net (3 layers of 7) and a deeper one whose widths all differ, so that a c_l
 #: with another layer's width, or the total width, gives a different answer.
 NOTEBOOK_WIDTHS, DEEP_WIDTHS = (6, 7, 7, 7), (5, 7, 4, 6, 3)
+#: Their batch sizes: B, N and the widths all differ from net to net, so a size typed in as a
+#: number (the notebook's N = 3, B = 5, K_l = 7) is right on the first net only.
+NOTEBOOK_BATCH, DEEP_BATCH = 5, 11
 #: Every width equal: only for naming the mistake of a function that raises on both nets above.
 SQUARE_WIDTHS = (7, 7, 7, 7)
+#: The notebook's N and its (every) width, and the deeper net's N and widths, for the hints.
+_N0, _K0 = len(NOTEBOOK_WIDTHS) - 1, NOTEBOOK_WIDTHS[-1]
+_N1, _K1 = len(DEEP_WIDTHS) - 1, ", ".join(map(str, DEEP_WIDTHS[1:]))
+#: Which of the notebook's sizes a student may type in as numbers in c_l. K alone is left out:
+#: on these nets a typed-in 7 is the first layer's width, named as "other width".
+TYPED_IN = (("N",), ("B",), ("N", "B"), ("N", "K"), ("B", "K"), ("N", "B", "K"))
 
 Gradients = list[tuple[Tensor, Tensor]]
 
@@ -44,7 +53,7 @@ class Eq15Case:
 
 
 def eq15_case(seed: int = 0, widths: tuple[int, ...] = NOTEBOOK_WIDTHS,
-              batch: int = 5) -> Eq15Case:
+              batch: int = NOTEBOOK_BATCH) -> Eq15Case:
     """A fresh `Eq15Case` (new tensors each call, so a student's in-place edit cannot leak)."""
     g = torch.Generator().manual_seed(seed)
     weights = [torch.randn(b, a, dtype=torch.float64, generator=g) / math.sqrt(a)
@@ -57,7 +66,7 @@ def eq15_case(seed: int = 0, widths: tuple[int, ...] = NOTEBOOK_WIDTHS,
 def eq15_cases() -> list[Eq15Case]:
     """The nets `check_eq15_mlp` uses: the notebook's (B = 5) and the deeper one (B = 11).
     B, N and lambda differ from net to net, so a missing factor is read off without doubt."""
-    return [eq15_case(0), eq15_case(1, DEEP_WIDTHS, 11)]
+    return [eq15_case(0, NOTEBOOK_WIDTHS, NOTEBOOK_BATCH), eq15_case(1, DEEP_WIDTHS, DEEP_BATCH)]
 
 
 def eq15_by_autograd(case: Eq15Case) -> Gradients:
@@ -111,9 +120,14 @@ MISTAKES: dict[str, Mistake] = {k: Mistake(*v) for k, v in {
                     "layer mean of the authors' code, not Eq. 7's 1/2 sum over neurons per "
                     "example"),
     "other width": ("c_l uses another layer's width", "K_l is the width of layer l itself "
-                    "(z_l's columns); W_l's second dimension is the layer below's"),
+                    "(z_l's columns, zs[i].shape[1]), not another layer's and not a number "
+                    "typed in; W_l's second dimension is the layer below's"),
     "total width": ("c_l uses the total width", "<z_l^2> is a mean over layer l alone, then P "
                     "averages the N layer means"),
+    "typed in": ("a size typed in as a number", f"N = {_N0}, B = {NOTEBOOK_BATCH} and K_l = "
+                 f"{_K0} hold for this notebook's net only; the deeper net has N = {_N1}, B = "
+                 f"{DEEP_BATCH} and widths {_K1}: take each size from the tensors "
+                 "(len(weights), len(x), zs[i].shape[1])"),
     # the recursion
     "no reach-back": ("the reach-back is missing", "delta_l gets nothing from the layers "
                       "above; Eq. 14's terms p > l reach z_l through layer l+1"),
@@ -122,13 +136,23 @@ MISTAKES: dict[str, Mistake] = {k: Mistake(*v) for k, v in {
     "no own term": ("the own term is missing", "every layer adds its own term to delta_l "
                     "(Eq. 15's first term), not only the top one"),
     "output penalized": ("the activation's output is penalized instead of z", "PSP penalizes "
-                         "the potential z_l (Eq. 7), tanh's input, not y_l = tanh(z_l)"),
+                         "the potential z_l (Eq. 7), tanh's input, not y_l = tanh(z_l): the "
+                         "own term is c_l z_l"),
     "phi for slope": ("the activation in place of its slope", "going down through tanh "
-                      "multiplies by its derivative, not by tanh itself"),
+                      "multiplies by its derivative phi'(z_l) = 1 - tanh(z_l)^2, not by tanh "
+                      "itself (notebook 02, Eq. 14's case p > l)"),
+    "slope 1 - tanh": ("1 - tanh(z) used as tanh's slope", "tanh'(z) = 1 - tanh(z)^2: the "
+                       "square is missing"),
     "no slope": ("the activation slope is missing", "going down from z_{l+1} to z_l passes "
-                 "through y_l = tanh(z_l), whose derivative is a factor"),
+                 "through y_l = tanh(z_l), so phi'(z_l) = 1 - tanh(z_l)^2 is a factor "
+                 "(notebook 02, Eq. 14's case p > l)"),
+    "slope on own term": ("the slope applied to the own term too", "layer l's own penalty "
+                          "depends on z_l directly (Eqs. 9-11: dR_l,k/dz_l,k = z_l,k), so "
+                          "c_l z_l has no phi'; phi'(z_l) belongs only to what delta_{l+1} "
+                          "sends back (Eq. 14, p > l)"),
     "slope wrong layer": ("the slope taken at the wrong layer", "the way down from z_{l+1} "
-                          "to z_l passes through y_l = tanh(z_l): the slope is at layer l"),
+                          "to z_l passes through y_l = tanh(z_l): the slope is phi'(z_l), at "
+                          "layer l (notebook 02, Eq. 14's case p > l: phi'(z_l,k))"),
     "transposed back": ("a transposed term going down", "mind the shapes: delta_{l+1} is "
                         "B x K_{l+1} and must come out B x K_l"),
 }.items()}
@@ -139,13 +163,14 @@ class Recipe:
     """How `eq15_by_hand` computes; every field at its default is the notebook's recursion.
 
     c: c_l's normalization (a key of `C_L`). own: what layer l's own term penalizes: "z",
-    "a" (y_l = tanh(z_l), z at the linear top), "tanh" (tanh(z_l) at every layer), or
-    "a exact" (the true gradient of penalizing y_l). own_everywhere: False keeps only the top
+    "a" (y_l = tanh(z_l), z at the linear top), "tanh" (tanh(z_l) at every layer),
+    "a exact" (the true gradient of penalizing y_l) or "z slope" (c_l z_l times tanh'(z_l) in
+    the hidden layers). own_everywhere: False keeps only the top
     layer's own term. back: what comes down from layer l+1: "delta", "none", "next own"
     (c_{l+1} z_{l+1} only) or "transposed" (through W_{l+1}^T). slope: the factor on the way
     down: "z_l" (tanh'(z_l)), "none", "phi" (tanh(z_l)), "z_above" (tanh'(z_{l+1})),
-    "z_above first" (tanh'(z_{l+1}) on delta_{l+1}, before W_{l+1}) or "y_below"
-    (1 - y_{l-1}^2).
+    "z_above first" (tanh'(z_{l+1}) on delta_{l+1}, before W_{l+1}), "y_below"
+    (1 - y_{l-1}^2) or "1 - tanh" (1 - tanh(z_l), the square missing).
     """
 
     c: str = "layer mean"
@@ -153,6 +178,14 @@ class Recipe:
     own_everywhere: bool = True
     back: str = "delta"
     slope: str = "z_l"
+
+
+def _typed_in(sizes: tuple[str, ...]) -> Callable[[float, int, int, list[int], int], float]:
+    """The layer mean's c_l with the notebook's N, B or K_l (those in `sizes`) as numbers."""
+    def c(lam: float, n: int, b: int, k: list[int], i: int) -> float:
+        return 2 * lam / ((_N0 if "N" in sizes else n) * (NOTEBOOK_BATCH if "B" in sizes else b)
+                          * (_K0 if "K" in sizes else k[i + 1]))
+    return c
 
 
 #: c_l(lambda, N, B, widths K_0..K_N, tensor index i of layer l = i + 1).
@@ -166,6 +199,8 @@ C_L: dict[str, Callable[[float, int, int, list[int], int], float]] = {
     "first width": lambda lam, n, b, k, i: 2 * lam / (n * b * k[1]),
     "top width": lambda lam, n, b, k, i: 2 * lam / (n * b * k[-1]),
     "total width": lambda lam, n, b, k, i: 2 * lam / (n * b * sum(k[1:])),
+    # the notebook's sizes typed in as numbers (right on its net, wrong on the deeper one)
+    **{f"typed {''.join(sizes)}": _typed_in(sizes) for sizes in TYPED_IN},
 }
 
 #: The references the check compares a student's answer with, in the order it tries them:
@@ -178,12 +213,15 @@ VARIANTS: list[tuple[str, Recipe]] = [
     *(("other width", Recipe(c=c)) for c in ("fan-in", "input width", "first width",
                                               "top width")),
     ("total width", Recipe(c="total width")),
+    *(("typed in", Recipe(c=f"typed {''.join(sizes)}")) for sizes in TYPED_IN),
     ("no reach-back", Recipe(back="none")),
     ("next own only", Recipe(back="next own")),
     ("no own term", Recipe(own_everywhere=False)),
     *(("output penalized", Recipe(own=own)) for own in ("a", "tanh", "a exact")),
     ("phi for slope", Recipe(slope="phi")),
     ("no slope", Recipe(slope="none")),
+    ("slope 1 - tanh", Recipe(slope="1 - tanh")),
+    ("slope on own term", Recipe(own="z slope")),
     *(("slope wrong layer", Recipe(slope=s)) for s in ("z_above", "z_above first",
                                                          "y_below")),
     ("transposed back", Recipe(back="transposed")),
@@ -222,10 +260,12 @@ def eq15_by_hand(case: Eq15Case, recipe: Recipe = Recipe()) -> Gradients | None:
 
 def _penalized(own: str, z: Tensor, *, top: bool) -> Tensor:
     """What the own term multiplies c_l with (Eq. 9: dR/dz = z for the right one)."""
-    if own == "z" or (top and own in ("a", "a exact")):
+    if own == "z" or (top and own in ("a", "a exact", "z slope")):
         return z
     if own == "a exact":
         return torch.tanh(z) * (1 - torch.tanh(z) ** 2)
+    if own == "z slope":
+        return z * (1 - torch.tanh(z) ** 2)
     return torch.tanh(z)
 
 
@@ -240,5 +280,6 @@ def _reach_back(recipe: Recipe, delta: Tensor, own_above: Tensor, zs: list[Tenso
     down = source @ (w_above.T if recipe.back == "transposed" else w_above)
     slope = {"z_l": lambda: 1 - torch.tanh(zs[i]) ** 2, "none": lambda: 1.0,
              "phi": lambda: torch.tanh(zs[i]), "z_above": lambda: 1 - torch.tanh(zs[i + 1]) ** 2,
-             "z_above first": lambda: 1.0, "y_below": lambda: 1 - ys[i] ** 2}[recipe.slope]()
+             "z_above first": lambda: 1.0, "y_below": lambda: 1 - ys[i] ** 2,
+             "1 - tanh": lambda: 1 - torch.tanh(zs[i])}[recipe.slope]()
     return slope * down

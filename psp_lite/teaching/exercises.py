@@ -102,7 +102,7 @@ def _read_and_compare(prediction: object, measured: object, kind: str, rel_tol: 
 def _form(kind: str, choices: Sequence[str] | None) -> str:
     """The form an answer should take, for the line that refuses one."""
     if kind == "number":
-        return "one number, such as 2, 0.25 or 1e-3 (as text works too)"
+        return "one number, such as 2, 0.25 or 1e-3, or a formula without quotes"
     if kind == "numbers":
         return "a list of numbers in brackets, such as [1, 2]"
     if kind == "word" and choices:
@@ -319,9 +319,11 @@ def _first_wrong(runs: Sequence[Run], *, hint: bool = False) -> str:
             return line + f"; {other} is right, so delta_{i + 1} is: look at how {name} is " \
                 "made from it"
         if i == len(run.grads) - 1:
-            return line + f"; look at delta_{i + 1}, the top layer's own term"
+            return line + f"; look at delta_{i + 1}, the top layer's own term c_{i + 1} z_{i + 1}"
         return line + (f"; the layers above match, so look at the step that makes "
-                       f"delta_{i + 1} from delta_{i + 2}")
+                       f"delta_{i + 1} from delta_{i + 2}: its own term c_{i + 1} z_{i + 1}, plus "
+                       f"what delta_{i + 2} sends back (compare with notebook 02's Eq. 14, case "
+                       "p > l)")
     return "every tensor right"
 
 

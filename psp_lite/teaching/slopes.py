@@ -29,11 +29,17 @@ def activation_and_slope(name: str, z: Tensor) -> tuple[Tensor, Tensor]:
 
 def largest_slopes(names: Sequence[str] = ("sigmoid", "tanh", "relu")) -> str:
     """Per activation, one line: its largest slope on a fine grid over [-6, 6], where it is,
-    and its slope at z = 3 (for ReLU the largest is the first grid point right of the kink)."""
+    and its slope at z = 3. A piecewise-constant slope (ReLU's) has no peak: its line gives the
+    slope on each side of z = 0 instead."""
     grid = torch.linspace(-6, 6, 12001, dtype=torch.float64)
     lines = []
     for name in names:
         slope = activation_and_slope(name, grid)[1]
+        left, right = slope[grid < 0], slope[grid > 0]
+        if (left == left[0]).all() and (right == right[0]).all():
+            lines.append(f"{name:>8}: slope {left[0].item():g} for z < 0, {right[0].item():g} "
+                         "for z > 0: it switches at z = 0")
+            continue
         at = round(grid[slope.argmax()].item(), 4) + 0.0      # + 0.0 turns -0.0 into 0.0
         lines.append(f"{name:>8}: largest slope {slope.max().item():.4f} at z = {at:+.4f}, "
                      f"slope at z = 3: {slope[grid.sub(3).abs().argmin()].item():.4f}")
