@@ -663,3 +663,11 @@ def float32(*args):
 def test_eq15_check_reports_the_wrong_structure(student, said: str) -> None:
     line = teaching.check_eq15_mlp(student)
     assert not line.ok and said in line and "\n" not in line, line
+
+
+def test_written_holds_back_a_measurement_until_the_prediction() -> None:
+    """A check cell shows what answers a prediction (a plot, the ratios) only once it is made."""
+    assert teaching.written(3, "paper", [1, 2]) and teaching.written(0)
+    assert not teaching.written(None) and not teaching.written(3, ...)
+    assert not teaching.written("  ")
+    assert not RIGHT.search(teaching.NOT_YET_SHOWN)

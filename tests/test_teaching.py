@@ -297,8 +297,8 @@ def test_derivation_lines_all_match() -> None:
 
 
 def test_metric_one_liners() -> None:
-    lines = teaching.penalty_on_three_inputs(64).splitlines()
-    assert len(lines) == 3 and lines[-1].endswith("PSP / l2 = 1.0000")
+    lines = teaching.penalty_on_input_kinds(64).splitlines()
+    assert len(lines) == 3 and lines[-1].endswith("P / R_l2 = 1.0000")
     assert teaching.zero_gradient_columns(64, silent=5) == [5]
 
 

@@ -48,10 +48,12 @@ from psp_lite.teaching.eq15 import (
     eq15_cases,
 )
 from psp_lite.teaching.exercises import (
+    NOT_YET_SHOWN,
     Eq15Check,
     check_eq15_mlp,
     check_prediction,
     check_tensor,
+    written,
 )
 from psp_lite.teaching.first_look import (
     PAPER_L2_LAMBDA,
@@ -73,7 +75,7 @@ from psp_lite.teaching.metric import (
     layer_psp_penalty_by_trace,
     layer_psp_penalty_direct,
     local_psp_gradient_vs_weight_decay,
-    penalty_on_three_inputs,
+    penalty_on_input_kinds,
     weight_decay_cases,
     whiten,
     zero_gradient_columns,
@@ -108,10 +110,11 @@ from psp_lite.teaching.toy import (
 )
 
 __all__ = [
-    "MIN_POINTS", "PAPER_L2_LAMBDA", "PAPER_PSP_LAMBDA", "WEIGHT_DECAY_CASES", "PaperSymbols",
+    "MIN_POINTS", "NOT_YET_SHOWN", "PAPER_L2_LAMBDA", "PAPER_PSP_LAMBDA", "WEIGHT_DECAY_CASES",
+    "PaperSymbols",
     "WeightDecayCases", "decay_two_networks", "eq14_lines", "eq15_16_lines",
     "lambda_in_paper_units", "largest_slopes", "legend_below", "nonzero_rows", "own_term_lines",
-    "paper_symbols", "penalty_on_three_inputs", "readable", "weight_decay_cases",
+    "paper_symbols", "penalty_on_input_kinds", "readable", "weight_decay_cases",
     "zero_gradient_columns",
     "ACTIVATION_NAMES", "MISTAKES", "REGULARIZERS", "Eq15Case", "Eq15Check",
     "FirstLookSettings", "LayerBalance", "TrainedLayers", "ZDistribution", "activation_and_slope",
@@ -127,5 +130,5 @@ __all__ = [
     "plot_contributions", "plot_mean_z2_during_decay", "plot_none_l2_psp", "plot_penalty_shares",
     "plot_z_over_activations", "ratios_to_unregularized", "shares", "shares_table",
     "single_thread", "slope_table", "toy_classification", "train_none_l2_psp", "train_sgd",
-    "whiten",
+    "whiten", "written",
 ]

@@ -41,6 +41,16 @@ from psp_lite.teaching.eq15 import (
 from psp_lite.teaching.student_code import Eq15Function, Run, run_student
 
 
+def written(*answers: object) -> bool:
+    """True once every answer is written (none is the placeholder None, ... or blank text): a
+    check cell shows the measurement that answers a prediction only after it is made."""
+    return not any(is_placeholder(a) for a in answers)
+
+
+#: What a check cell prints instead of its measurement while a prediction is still unwritten.
+NOT_YET_SHOWN = "(the measurement is shown once your prediction is written)"
+
+
 def check_prediction(prediction: object, measured: object, *, what: str = "",
                      rel_tol: float = 1e-9, choices: Sequence[str] | None = None,
                      ordered: bool = True) -> str:

@@ -73,9 +73,10 @@ def local_psp_gradient_vs_weight_decay(weight: Tensor, bias: Tensor | None, y: T
     return rel, cos, scale
 
 
-def penalty_on_three_inputs(n_inputs: int, seed: int = 1) -> str:
-    """One layer (16 -> 8, with bias) on three kinds of inputs: its PSP penalty (Eq. 7, batch
-    mean), the trace formula's agreement, and PSP / l2: one line per kind."""
+def penalty_on_input_kinds(n_inputs: int, seed: int = 1) -> str:
+    """One layer (16 -> 8, with bias) on three kinds of inputs, one line per kind: its PSP
+    penalty P (Eq. 7 for this layer, batch mean, lambda = 1), the trace formula's agreement
+    with it, and P / R_l2, the ratio to the same layer's Eq. 3 penalty 1/2 (|W|^2 + |b|^2)."""
     gen = torch.Generator().manual_seed(seed)
     w = torch.randn(8, 16, dtype=torch.float64, generator=gen) / 4
     b = torch.randn(8, dtype=torch.float64, generator=gen) / 4
@@ -89,8 +90,8 @@ def penalty_on_three_inputs(n_inputs: int, seed: int = 1) -> str:
     for name, y in inputs.items():
         direct = layer_psp_penalty_direct(w, b, y).item()
         trace = layer_psp_penalty_by_trace(w, b, y).item()
-        lines.append(f"{name:<34} PSP {direct:.6f}, trace formula rel. diff "
-                     f"{abs(trace - direct) / direct:.0e}, PSP / l2 = {direct / l2:.4f}")
+        lines.append(f"{name:<34} P = {direct:.4f} (trace formula: rel. diff "
+                     f"{abs(trace - direct) / direct:.0e}), P / R_l2 = {direct / l2:.4f}")
     return "\n".join(lines)
 
 
