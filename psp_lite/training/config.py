@@ -21,8 +21,9 @@ PRECISIONS = ("float32", "bfloat16")
 #: exactly like seed 0 under another cache key.
 MAX_SEED = 2**32 - 1
 #: Upper bounds of lambda and the learning rate: far above any useful value (the paper's are
-#: 1e-4..1e-3 and 0.1), low enough that float32 training is a number, not an overflow.
-MAX_LAMBDA, MAX_LR = 1e3, 1e3
+#: 1e-4..1e-3 and 0.1; such a run diverges, and is reported so), far below float32's 3.4e38,
+#: past which training cannot even start ("value cannot be converted to type float").
+MAX_LAMBDA, MAX_LR = 1e6, 1e6
 
 
 @dataclass(frozen=True)
