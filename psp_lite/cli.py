@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import NoReturn
 
 import matplotlib
+import torch
 from tqdm.auto import tqdm
 
 import psp_lite.experiments as experiments
 import psp_lite.training.checks as checks
 from psp_lite.data import CATALOG, DatasetNotFoundError, canonical_dataset
-from psp_lite.device import describe, pick_device
+from psp_lite.device import describe, device_name, pick_device
 from psp_lite.experiments.comparison import protocol_note
 from psp_lite.experiments.full_length import (
     EXPERIMENT_DATASETS,
@@ -206,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def device_for(requested: str | None, runner: Runner) -> torch.device | str:
+    """The device asked for: here, checked to be present (the best one when none is asked for);
+    for Ray, only checked to be a device name ("auto" when none), since the workers have the
+    hardware."""
+    return pick_device(requested) if runner.kind == "local" else device_name(requested)
+
+
 def where_it_runs(device: object, runner: Runner) -> str:
     """'cpu (2 threads)' or 'Ray (started on this machine)', for a command's first line."""
     if runner.kind == "local":
@@ -225,8 +233,8 @@ def reproduce(args: argparse.Namespace) -> list[Path]:
     dataset = args.dataset or default_dataset
     models = args.models if args.target == "table2" else [None]
     check_dataset_fits(args.target, dataset, [m or "lenet5" for m in models])
-    device = pick_device(args.device)  # an absent device is refused before anything runs
-    runner = runner_from_cli(args)  # so is a missing Ray, before the output folder is made
+    runner = runner_from_cli(args)  # a missing Ray is refused before anything runs
+    device = device_for(args.device, runner)  # so is an absent device
     out = writable_folder(args.out, "--out")
     data = None if CATALOG[dataset].stand_in_for else experiments.choose_dataset(
         dataset, args.data_dir, smoke=False)  # a missing dataset: one error, before training
@@ -309,16 +317,16 @@ def reproduce_all(args: argparse.Namespace) -> list[Path]:
                          "apply; drop it, or use it with one target (e.g. reproduce table1 "
                          "--dataset mnist).")
     smoke = bool(getattr(args, "smoke", False)) or is_smoke()
-    device = pick_device(args.device)
     runner = runner_from_cli(args)
+    device = device_for(args.device, runner)
     out = writable_folder(args.out, "--out")
     if not smoke:  # every dataset is found (or fetched) before anything is trained
         for dataset in EXPERIMENT_DATASETS.values():
             experiments.choose_dataset(dataset, args.data_dir, smoke=False)
-    if args.device is not None:
-        plan_device = str(device)
-    else:  # Ray resolves "auto" on its workers' hardware
-        plan_device = device.type if runner.kind == "local" else "auto"
+    if isinstance(device, str):  # Ray resolves "auto" on its workers' hardware
+        plan_device = device
+    else:
+        plan_device = device.type if args.device is None else str(device)
     the_plan = plan(seeds=args.seeds, epochs=args.epochs, quick=args.quick, smoke=smoke,
                     device=plan_device)
     runs = len({c for groups in the_plan.values() for cs in groups.values() for c in cs})
@@ -340,7 +348,7 @@ def reproduce_all(args: argparse.Namespace) -> list[Path]:
         protocol = "the authors' full length"
     notes = sorted({h.data_note for groups in trained.values() for hs in groups.values()
                     for h in hs if h.data_note})
-    extra = {"device": describe(device), "wall_seconds": seconds, "smoke": smoke,
+    extra = {"device": where_it_runs(device, runner), "wall_seconds": seconds, "smoke": smoke,
              "protocol": protocol, "data_notes": notes}
     if smoke:
         extra["stand_ins"] = {name: f"{SMOKE['dataset']} stands in for {real}"
@@ -391,8 +399,8 @@ def sweep_command(args: argparse.Namespace) -> list[Path]:
 
     matplotlib.use("Agg")
     psp, l2 = lambdas(args.psp_lambdas, "--psp-lambdas"), lambdas(args.l2_lambdas, "--l2-lambdas")
-    device = pick_device(args.device)
     runner = runner_from_cli(args)
+    device = device_for(args.device, runner)
     out = writable_folder(args.out, "--out")
     grid = dict(epochs=args.epochs, seed=args.seed, train_subset=args.train_subset or None,
                 test_subset=args.test_subset or None, device=args.device)

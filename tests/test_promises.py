@@ -209,3 +209,13 @@ def test_the_data_line_says_which_runs_came_from_the_cache():
     assert cli.data_line({"none": [old, new]}, choice) == (
         "data: Fashion-MNIST from /new (given root); 1 of the 2 runs came from the cache, "
         "trained on the same images from Fashion-MNIST from /old (given root)")
+
+
+def test_with_ray_the_device_is_the_workers_not_checked_on_the_driver(monkeypatch):
+    from psp_lite.runners.spec import Runner
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli.device_for("cuda:1", Runner("ray")) == "cuda:1"
+    assert cli.device_for(None, Runner("ray")) == "auto"
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        cli.device_for("cuda:1", Runner())
