@@ -22,7 +22,10 @@ def parse_device(requested: str | torch.device) -> torch.device:
         raise ValueError(f"unknown device {str(requested)!r}; use {_CHOICES}.") from None
     if device.type not in DEVICE_TYPES:
         raise ValueError(f"unsupported device {str(requested)!r}; use {_CHOICES}.")
-    return device
+    if device.type in ("cpu", "mps") and device.index not in (None, 0):
+        raise ValueError(f"device {str(requested)!r}: there is one {device.type} device and it "
+                         f"takes no index; use '{device.type}'.")
+    return torch.device(device.type) if device.type != "cuda" else device
 
 
 def pick_device(requested: str | torch.device | None = None) -> torch.device:
@@ -53,9 +56,10 @@ def pick_device(requested: str | torch.device | None = None) -> torch.device:
 
 
 def device_name(requested: str | torch.device | None) -> str:
-    """The device type a config records: "auto" (resolved where the run is keyed) when none is
-    asked for, else the type asked for ("cuda:1" -> "cuda"), checked where the run trains."""
-    return "auto" if requested in (None, "auto") else torch.device(requested).type
+    """The device a config records: "auto" (resolved where the run is keyed) when none is asked
+    for, else the device asked for, index kept ("cuda:1"; "cpu:0" -> "cpu"); that it is present
+    is checked where the run trains."""
+    return "auto" if requested in (None, "auto") else str(parse_device(requested))
 
 
 def describe(device: torch.device) -> str:

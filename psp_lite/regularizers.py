@@ -21,6 +21,7 @@ import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -41,8 +42,16 @@ def short_name(regularizer: str) -> str:
 
 
 def check_lambda(lam: float) -> float:
-    """Return `lam` as a float, or raise ValueError unless it is a finite number >= 0."""
-    if isinstance(lam, Tensor) and lam.numel() == 1:
+    """Return `lam` as a float, or raise ValueError unless it is a finite number >= 0.
+
+    A one-element tensor or numpy array counts as its number; a tensor that requires grad is
+    refused (the penalty takes lambda as a constant, so its gradient would be lost silently).
+    """
+    if isinstance(lam, Tensor) and lam.requires_grad:
+        raise ValueError("lambda is a tensor that requires grad, but psp_penalty takes it as a "
+                         "constant; pass lam.detach(), or write lam * psp_penalty(z, 1.0) to "
+                         "learn it.")
+    if isinstance(lam, (Tensor, np.ndarray)) and math.prod(lam.shape) == 1:
         lam = lam.item()
     if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
         raise ValueError(f"lambda must be a real number >= 0, got {lam!r} ({type(lam).__name__}).")
@@ -61,15 +70,41 @@ def check_normalization(normalization: str) -> str:
     return normalization
 
 
-def _as_list(potentials: Mapping[str, Tensor] | Sequence[Tensor]) -> list[Tensor]:
-    zs = list(potentials.values()) if isinstance(potentials, Mapping) else list(potentials)
+def _as_list(potentials: Mapping[str, Tensor] | Sequence[Tensor] | Tensor) -> list[Tensor]:
+    """The potential tensors; a bare tensor is one layer's z (batch-first)."""
+    if isinstance(potentials, Tensor):
+        zs = [potentials]
+    elif isinstance(potentials, Mapping):
+        zs = list(potentials.values())
+    elif isinstance(potentials, Iterable) and not isinstance(potentials, (str, bytes)):
+        zs = list(potentials)
+    else:
+        raise ValueError(f"potentials must be capture()'s mapping, a sequence of tensors or one "
+                         f"tensor, got {type(potentials).__name__}.")
     if not zs:
         raise ValueError(
             "no post-synaptic potentials to regularize: capture() found no activation modules. "
             "Build the model with nn.ReLU()/nn.Tanh() submodules instead of functional calls "
             "(F.relu), or capture with include_output=True."
         )
+    for i, z in enumerate(zs):
+        if not isinstance(z, Tensor) or not z.is_floating_point():
+            kind = z.dtype if isinstance(z, Tensor) else type(z).__name__
+            raise ValueError(f"potential {i} is {kind}, not a floating-point tensor; pass the "
+                             "tensors of z that capture() returns.")
+        if z.dim() == 0 or z.shape[0] == 0 or z.numel() == 0:
+            raise ValueError(f"potential {i} has shape {tuple(z.shape)}; each z must be "
+                             "batch-first with at least one example.")
     return zs
+
+
+def _check_batch_size(batch_size: int | None) -> int | None:
+    if batch_size is not None and (isinstance(batch_size, bool)
+                                   or not isinstance(batch_size, numbers.Integral)
+                                   or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer or None (z's leading "
+                         f"dimension), got {batch_size!r}.")
+    return batch_size
 
 
 def psp_gradient_scale(z: Tensor, n_layers: int, lam: float, normalization: str,
@@ -79,7 +114,7 @@ def psp_gradient_scale(z: Tensor, n_layers: int, lam: float, normalization: str,
     "paper": lam / B, with B the batch size (by default z's leading dimension);
     "reference": 2 lam / (N_z L), N_z the number of entries of z, L the number of tensors.
     """
-    if normalization == "paper":
+    if check_normalization(normalization) == "paper":
         if batch_size is None:
             batch_size = z.shape[0] if z.dim() > 0 else 1
         return lam / batch_size
@@ -121,7 +156,7 @@ class SquaredPotentials(torch.autograd.Function):
 
 
 def psp_penalty(
-    potentials: Mapping[str, Tensor] | Sequence[Tensor],
+    potentials: Mapping[str, Tensor] | Sequence[Tensor] | Tensor,
     lam: float,
     normalization: str = "paper",
     *,
@@ -129,12 +164,14 @@ def psp_penalty(
 ) -> Tensor:
     """PSP penalty of Eq. 7 as a term of the loss, in one of the two normalizations.
 
-    "paper" divides by the batch size B: by default the leading dimension of the first potential
-    (pass `batch_size` for potentials that are not batch-first). The gradient is that of the
-    plain formula, computed by one fused node (`SquaredPotentials`).
+    `potentials`: capture()'s mapping, a sequence of z tensors, or one tensor (one layer's z).
+    Each z is batch-first. "paper" divides by the batch size B: by default the leading dimension
+    of the first potential (pass `batch_size` for potentials that are not batch-first). The
+    gradient is that of the plain formula, computed by one fused node (`SquaredPotentials`).
     """
     lam = check_lambda(lam)
     check_normalization(normalization)
+    batch_size = _check_batch_size(batch_size)
     zs = _as_list(potentials)
     if normalization == "paper" and batch_size is None:
         batch_size = zs[0].shape[0] if zs[0].dim() > 0 else 1
@@ -147,7 +184,9 @@ def l2_penalty(parameters: nn.Module | Iterable[Tensor], lam: float) -> Tensor:
 
     Its gradient is lam * theta, exactly what `torch.optim.SGD(weight_decay=lam)` adds, so the
     weight decay update of Eq. 5 is SGD with `weight_decay=lam` (and learning rate 1).
+    A model without parameters gives a 0-d zero tensor (nothing to decay), never a float.
     """
     lam = check_lambda(lam)
     params = parameters.parameters() if isinstance(parameters, nn.Module) else parameters
-    return lam * 0.5 * sum(p.square().sum() for p in params)
+    squares = [p.square().sum() for p in params]
+    return lam * 0.5 * sum(squares) if squares else torch.zeros(())

@@ -1,4 +1,4 @@
-"""The cheapest protocol that resolves PSP's effect on test error (issue 10, item 5).
+"""The cheapest protocol that resolves PSP's effect on test error.
 
 Trains none / l2 / PSP (each at its own lambda) on a Fashion-MNIST subset for several seeds,
 through the run cache (`run_many`: batched on a GPU, resumable), then reads shorter protocols off

@@ -125,7 +125,7 @@ def test_cli_unwritable_cache_is_one_line_and_nothing_is_trained(tmp_path, monke
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and trained == []
     assert err[-1].startswith("psp-lite: error: the run cache folder ")
-    assert "$PSP_LITE_CACHE" in err[-1]
+    assert "set PSP_LITE_CACHE" in err[-1] and "use_cache" not in err[-1]  # CLI words only
 
 
 # ----------------------------------------------------------------------------- choose_dataset
@@ -151,7 +151,7 @@ def test_choose_dataset_accepts_spelling_variants():
     (dict(epochs=True), r"epochs must be a positive integer, got True \(bool\)"),
     (dict(epochs=2.0), r"epochs must be a positive integer, got 2.0 \(float\)"),
     (dict(batch_size=0), "batch_size must be a positive integer, got 0"),
-    (dict(seed=-1), "seed must be a non-negative integer"),
+    (dict(seed=-1), r"seed must be an integer in 0..4294967295, got -1"),
     (dict(dataset="imagenet"), "unknown dataset 'imagenet'; choose one of mnist, fashion-mnist"),
     (dict(model="vgg16"), "unknown model 'vgg16'; choose one of lenet5, resnet18"),
     (dict(model="resnet18"), "model 'resnet18' takes 3x32x32 images but dataset "
@@ -163,7 +163,7 @@ def test_choose_dataset_accepts_spelling_variants():
     (dict(lr_gamma=0.0), "lr_gamma must be a finite number"),
     (dict(lr_gamma=-0.1), "lr_gamma must be a finite number"),
     (dict(lr=math.inf), "lr must be a finite number"),
-    (dict(lr="0.1"), r"lr must be a finite number in \(0, inf\), got '0.1' \(str\)"),
+    (dict(lr="0.1"), r"lr must be a finite number in \(0, 1e\+06\], got '0.1' \(str\)"),
     (dict(lr_milestones=(3, 1)), "lr_milestones must be strictly increasing"),
     (dict(lr_milestones=(0,)), "lr_milestones must be a positive integer"),
     (dict(train_subset=-5), "train_subset must be a positive integer, got -5"),
@@ -267,3 +267,80 @@ def test_every_model_and_dataset_name_is_accepted_where_the_shapes_fit():
         fits = [m for m in MODELS if (m == "lenet5") == ("mnist" in dataset)]
         for model in fits:
             assert RunConfig(dataset=dataset, model=model).model == model
+
+
+# ----------------------------------------------------------------------------- more of the CLI
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sweep", "--device", "foo"], "unknown device 'foo'; use 'cpu', 'cuda', 'cuda:N'"),
+    (["sweep", "--device", "cuda:-1"], "unknown device 'cuda:-1'"),
+    (["sweep", "--device", "cpu:1"], "device 'cpu:1': there is one cpu device and it takes no "
+                                     "index; use 'cpu'"),
+    (["sweep", "--l2-lambdas", "1e39"], "lam must be at most 1e+06, got 1e+39"),
+    (["sweep", "--l2-lambdas", "none", "1e-3"], "--l2-lambdas none means no runs"),
+    (["sweep", "--seed", str(2**64)], "seed must be an integer in 0..4294967295, got "
+                                      "18446744073709551616"),
+    (["sweep", "--seed", str(2**32)], "seed must be an integer in 0..4294967295"),
+    (["reproduce", "fig2", "--seeds", "1000000000000"], "--seeds: expected an integer in "
+                                                        "1..1000, got 1000000000000"),
+    (["sweep", "--ray", "--cpus-per-run", "inf"], "--cpus-per-run one > 0, got None and inf"),
+    (["sweep", "--ray", "--gpus-per-run", "nan"], "--gpus-per-run must be a finite number"),
+    (["reproduce", "fig2", "--epoch-s", "3"], "unrecognized arguments: --epoch-s 3 (see "
+                                             "psp-lite reproduce --help)"),
+])
+def test_cli_bad_values_are_one_line_before_anything_runs(nothing_runs, capsys, argv, message):
+    line = cli_error([*argv, "--dataset", "synthetic-mnist"] if argv[0] == "sweep" else argv,
+                     capsys)
+    assert message in line
+
+
+@pytest.mark.parametrize("out", ["/etc/passwd", "/dev/null/x", "/proc/psp-lite-out"])
+def test_cli_sweep_checks_out_before_training(nothing_runs, capsys, out, monkeypatch):
+    monkeypatch.setattr(cli, "sweep", lambda *a, **k: pytest.fail("trained"))
+    line = cli_error(["sweep", "--dataset", "synthetic-mnist", "--out", out], capsys)
+    assert f"cannot write into {out}" in line and "--out" in line
+
+
+def test_lr_and_lambda_have_upper_bounds():
+    with pytest.raises(ValueError, match=r"lr must be a finite number in \(0, 1e\+06\], got 1e\+3"):
+        RunConfig(**{**SMALL, "lr": 1e308})
+    with pytest.raises(ValueError, match="lam must be at most 1e\\+06"):
+        RunConfig(**{**SMALL, "regularizer": "psp", "lam": 1e39})
+
+
+def test_cpu_0_is_the_cpu_under_one_cache_key():
+    assert RunConfig(**{**SMALL, "device": "cpu:0"}) == RunConfig(**SMALL)
+
+
+@pytest.fixture
+def compare_seen(monkeypatch, tmp_path, nothing_runs):
+    """What `psp-lite reproduce` hands to `experiments.compare` (nothing trains)."""
+    seen = {}
+
+    def spy(dataset, regularizers, **kwargs):
+        seen.update(kwargs, dataset=dataset)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(psp_lite.experiments, "compare", spy)
+    return seen
+
+
+def test_cli_quick_honours_seeds(compare_seen, capsys):
+    assert cli.main(["reproduce", "table1", "--quick", "--seeds", "3", "--dataset",
+                     "synthetic-mnist", "--device", "cpu", "--no-progress"]) == 130
+    assert compare_seen["seeds"] == (0, 1, 2)
+
+
+def test_cli_sweep_takes_none_for_no_l2_and_names_its_device(nothing_runs, capsys, monkeypatch):
+    seen = {}
+
+    def spy(dataset, psp, l2, **kwargs):
+        seen.update(psp=psp, l2=l2)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "sweep", spy)
+    assert cli.main(["sweep", "--dataset", "synthetic-mnist", "--psp-lambdas", "1e-3",
+                     "--l2-lambdas", "none", "--device", "cpu"]) == 130
+    assert seen == {"psp": [1e-3], "l2": []}
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith("psp-lite sweep: synthetic-mnist, 2 runs of 5 epoch(s), seed 0, "
+                            "on cpu (")

@@ -44,7 +44,8 @@ def test_reproduce_table1_writes_table_and_figures_beside_the_papers_numbers(tmp
     assert "SYNTHETIC" in capsys.readouterr().err
 
 
-def test_missing_dataset_is_one_line_on_stderr_and_exit_2(tmp_path, monkeypatch, capsys):
+def test_missing_dataset_fails_once_before_training_naming_cli_flags(tmp_path, monkeypatch,
+                                                                    capsys):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("PSP_LITE_DATA", raising=False)
@@ -54,15 +55,97 @@ def test_missing_dataset_is_one_line_on_stderr_and_exit_2(tmp_path, monkeypatch,
         raise RuntimeError("Error downloading: no network")
 
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
-    code = main(["reproduce", "fig2", "--data-dir", str(tmp_path / "nowhere"), "--no-progress"])
+    monkeypatch.setattr(psp_lite.runners.cached, "train", lambda *a, **k: pytest.fail("trained"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = main(["reproduce", "fig2", "--quick", "--data-dir", str(empty), "--no-progress",
+                 "--device", "cpu"])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2  # the progress header, then the error
-    assert err[1].startswith("psp-lite: error: MNIST")
-    assert "nowhere" in err[1] and "PSP_LITE_DATA" in err[1] and "Traceback" not in err[1]
+    assert len(err) == 2, err  # the note that --data-dir is empty, then the one error
+    assert err[0].startswith("psp-lite: note: --data-dir") and "is empty" in err[0]
+    assert err[1].startswith("psp-lite: error: MNIST not found (looked in ")
+    assert str(empty / "MNIST" / "raw") in err[1]
+    assert "--data-dir" in err[1] and "PSP_LITE_DATA" in err[1]
+    assert "download=True" not in err[1] and "data_dir" not in err[1] and len(err[1]) < 500
+
+
+def test_a_missing_data_dir_is_refused(tmp_path, capsys):
+    code = main(["reproduce", "fig2", "--data-dir", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith(f"psp-lite: error: --data-dir {tmp_path / 'nowhere'} does not exist")
 
 
 def test_bad_arguments_exit_nonzero_without_training(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["reproduce", "fig9"])
     assert exit_info.value.code == 2
+
+
+def test_help_states_the_real_quick_protocol_and_lists_all(capsys):
+    from psp_lite.cli import build_parser
+    from psp_lite.training.config import QUICK
+
+    top = build_parser().format_help()
+    assert "all" in top.split("reproduce", 2)[2] and "results pack" in top
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    fashion = QUICK["fashion-mnist"]
+    assert f"Fashion-MNIST {fashion['epochs']} epochs on {fashion['train_subset']:,}" in text
+    assert "a few epochs" not in text and "one seed unless --seeds" in text
+
+
+def test_a_failed_write_after_training_keeps_the_runs_and_says_where(tmp_path, monkeypatch,
+                                                                     capsys):
+    import psp_lite.cli
+
+    def disk_full(rows, stem):
+        raise OSError(28, "No space left on device", str(stem) + ".md")
+
+    monkeypatch.setattr(psp_lite.cli, "write_table", disk_full)
+    argv = ["reproduce", "table1", "--dataset", "synthetic-mnist", "--epochs", "1",
+            "--out", str(tmp_path / "out"), "--no-progress", "--device", "cpu"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"psp-lite: error: could not write {tmp_path / 'out' / 'table1'}.md (No "
+                       "space left on device); the trained runs are cached, so the same command "
+                       "with a writable --out writes the results without retraining.")
+    monkeypatch.undo()
+    monkeypatch.setenv("PSP_LITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(psp_lite.runners.cached, "train", lambda *a, **k: pytest.fail("retrained"))
+    assert main(argv) == 0
+    markdown = (tmp_path / "out" / "table1.md").read_text()
+    assert "_Runs: lenet5 on synthetic MNIST stand-in: 2,000 training images" in markdown
+
+
+def test_the_estimate_says_how_long_is_left_after_the_first_run(monkeypatch, capsys):
+    import psp_lite.cli
+
+    clock = iter([0.0, 40.0, 80.0])
+    monkeypatch.setattr(psp_lite.cli.time, "perf_counter", lambda: next(clock))
+    estimate = psp_lite.cli.Estimate(3)
+    estimate(0, None)
+    estimate(1, None)
+    assert capsys.readouterr().err == "psp-lite: 1/3 runs in 40 s; about 80 s left\n"
+
+
+def test_several_local_runs_each_show_their_epochs(monkeypatch):
+    import psp_lite.runners.local
+
+    shown = []
+    monkeypatch.setattr(psp_lite.runners.local, "run",
+                        lambda config, *, progress, **kwargs: shown.append(progress))
+    configs = [psp_lite.training.RunConfig(dataset="synthetic-mnist", device="cpu", seed=s)
+               for s in range(2)]
+    psp_lite.runners.local.run_configs(configs, progress=True)
+    assert shown == [True, True]
+
+
+def test_scripts_help_cites_no_issue_numbers():
+    import re
+    from pathlib import Path
+
+    for script in (Path(__file__).parent.parent / "scripts").glob("*.py"):
+        assert not re.search(r"issue \d", script.read_text(), re.IGNORECASE), script.name

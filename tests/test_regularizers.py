@@ -91,3 +91,62 @@ def test_l2_penalty_gradient_is_sgd_weight_decay():
     torch.testing.assert_close(a.weight, b.weight)
     torch.testing.assert_close(a.bias, b.bias)
     assert l2_penalty([torch.tensor([3.0, 4.0])], 0.5).item() == pytest.approx(6.25)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_a_bare_tensor_is_one_layers_z_batch_first():
+    z = torch.arange(12.0).reshape(4, 3) / 10  # batch 4, 3 neurons
+    lam = 0.01
+    paper = lam * 0.5 * z.square().sum() / 4
+    assert psp_penalty(z, lam, "paper").item() == pytest.approx(paper.item())
+    assert psp_penalty(z, lam, "reference").item() == pytest.approx(lam * z.square().mean().item())
+    assert psp_penalty(z, lam).item() == psp_penalty([z], lam).item()
+
+
+@pytest.mark.parametrize("potentials, message", [
+    ([1.0, 2.0], "potential 0 is float, not a floating-point tensor"),
+    ([torch.ones(2, 3), None], "potential 1 is NoneType"),
+    (torch.ones(2, 3, dtype=torch.bool), "potential 0 is torch.bool"),
+    (torch.ones(2, 3, dtype=torch.int64), "potential 0 is torch.int64"),
+    (torch.zeros(0, 3), r"potential 0 has shape \(0, 3\); each z must be batch-first"),
+    (torch.tensor(2.0), r"potential 0 has shape \(\)"),
+    (3.0, "potentials must be capture"),
+])
+def test_potentials_that_are_not_batches_of_float_tensors_are_refused(potentials, message):
+    with pytest.raises(ValueError, match=message):
+        psp_penalty(potentials, 1e-3)
+
+
+@pytest.mark.parametrize("batch_size", [-4, 0, True, 2.5])
+def test_a_batch_size_that_is_not_positive_is_refused(batch_size):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer or None"):
+        psp_penalty(known_potentials(), 1e-3, "paper", batch_size=batch_size)
+
+
+def test_a_lambda_of_one_element_is_accepted_as_tensor_and_numpy_alike():
+    import numpy as np
+
+    want = psp_penalty(known_potentials(), 0.1).item()
+    for lam in (torch.tensor(0.1), np.array(0.1), np.array([0.1]), np.float64(0.1)):
+        assert psp_penalty(known_potentials(), lam).item() == pytest.approx(want)
+
+
+def test_a_lambda_that_requires_grad_is_refused_not_silently_detached():
+    lam = torch.tensor(0.1, requires_grad=True)
+    with pytest.raises(ValueError, match="requires grad.*lam.detach"):
+        psp_penalty(known_potentials(), lam)
+
+
+def test_gradient_scale_refuses_a_misspelled_normalization():
+    from psp_lite.regularizers import psp_gradient_scale
+
+    with pytest.raises(ValueError, match="unknown normalization 'papr'"):
+        psp_gradient_scale(torch.ones(2, 3), 1, 0.1, "papr")
+
+
+def test_l2_penalty_of_a_model_without_parameters_is_a_zero_tensor():
+    penalty = l2_penalty(nn.ReLU(), 0.1)
+    assert isinstance(penalty, torch.Tensor) and penalty.dim() == 0 and penalty.item() == 0.0
+    assert isinstance(l2_penalty([], 0.1), torch.Tensor)

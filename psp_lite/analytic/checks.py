@@ -52,13 +52,24 @@ def check_psp_gradients(model: nn.Module, x: Tensor, lam: float, normalization: 
 
 def finite_difference(model: nn.Module, x: Tensor, lam: float, name: str, index: tuple[int, ...],
                       normalization: str = "paper", h: float = 1e-6) -> float:
-    """Central difference (P(theta + h) - P(theta - h)) / 2h for one parameter entry."""
+    """Central difference (P(theta + h) - P(theta - h)) / 2h for one parameter entry.
+
+    Float64 only: the default step h = 1e-6 is below float32's resolution (about 1e-7 relative),
+    so a float32 model is refused (call `model.double()` and pass float64 `x`). The parameter is
+    restored afterwards, also when the forward pass raises.
+    """
     param = dict(model.named_parameters())[name]
+    if param.dtype != torch.float64 or x.dtype != torch.float64:
+        raise ValueError(f"finite_difference needs float64 (parameter {name} is {param.dtype}, "
+                         f"x is {x.dtype}); its step h={h:g} is lost in float32 rounding. Use "
+                         "model.double() and x.double().")
     values = []
     with torch.no_grad():
         original = param[index].item()
-        for step in (h, -h):
-            param[index] = original + step
-            values.append(psp_value(forward_record(model, x)[1], lam, normalization).item())
-        param[index] = original
+        try:
+            for step in (h, -h):
+                param[index] = original + step
+                values.append(psp_value(forward_record(model, x)[1], lam, normalization).item())
+        finally:
+            param[index] = original
     return (values[0] - values[1]) / (2 * h)

@@ -47,7 +47,24 @@ IDX_FILES = (
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """A dataset is in none of the places searched and could not be downloaded."""
+    """A dataset is in none of the places searched and could not be downloaded.
+
+    `str(error)` is the full report for Python users; `for_cli()` is one line naming the
+    command line's ways to provide it (--data-dir, PSP_LITE_DATA).
+    """
+
+    def __init__(self, message: str, title: str = "", places: tuple[str, ...] = (),
+                 layout: str = "") -> None:
+        super().__init__(message)
+        self.title, self.places, self.layout = title, places, layout
+
+    def for_cli(self) -> str:
+        """One line: what is missing, where it was looked for, how to provide it."""
+        if not self.title:
+            return " ".join(str(self).split())
+        return (f"{self.title} not found (looked in {', '.join(self.places) or 'no folder'}); "
+                f"put its files in ROOT/{self.layout} and pass --data-dir ROOT or set "
+                "PSP_LITE_DATA=ROOT.")
 
 
 def default_data_dir() -> Path:
@@ -119,7 +136,7 @@ def _how_to(name: str, title: str) -> str:
     else:
         layout = (f"<root>/{_tv_class(name).__name__}/raw/ (train-images-idx3-ubyte, "
                   "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; "
-                  "uncompressed)")
+                  ".gz or uncompressed)")
     lines = [
         f"To provide {title}:",
         f"  - put its files in {layout} and pass that root as data_dir / --data-dir, "
@@ -148,10 +165,17 @@ def find_and_decode(
     candidates += [(p, "system datasets folder", "") for p in SYSTEM_ROOTS[name]]
 
     def attempt(where: Path, label: str, *, dl: bool = False) -> tuple | None:
+        place = _expected_place(name, where)
+        if name != "cifar10" and all((place / f"{b}.gz").is_file() for b in IDX_FILES):
+            try:  # the four .gz files in the root's own raw folder: decompressed beside them
+                _decompress_idx(place, name, where)
+            except OSError as err:
+                searched.append(f"{place} ({label}): .gz files found but could not be "
+                                f"decompressed beside them: {_short(err)}")
+                return None
         try:
             return _decode(name, where, download=dl)
         except Exception as err:  # torchvision raises RuntimeError, urllib URLError, OSError...
-            place = _expected_place(name, where)
             reason = "no data" if not place.exists() and not dl else _short(err)
             searched.append(f"{place} ({label}): {reason}")
             return None
@@ -197,8 +221,11 @@ def find_and_decode(
         if found:
             return (*found, f"{title} downloaded by torchvision into {target}")
 
+    places = tuple(str(_expected_place(name, p)) for p, _ in roots)
+    places += tuple(src for src, _ in SYSTEM_IDX_DIRS[name])
+    layout = ("cifar-10-batches-py/" if name == "cifar10"
+              else f"{_tv_class(name).__name__}/raw/ (the four idx files, .gz or not)")
     raise DatasetNotFoundError(
         f"{title} ({name!r}) not found. Searched, in order:\n"
         + "\n".join(f"  - {s}" for s in searched)
-        + "\n" + _how_to(name, title)
-    )
+        + "\n" + _how_to(name, title), title, places, layout)

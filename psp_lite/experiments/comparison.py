@@ -8,11 +8,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from psp_lite.data import CATALOG, DatasetNotFoundError, canonical_dataset, load_dataset
+from psp_lite.data import (
+    CATALOG,
+    SYNTHETIC_DEFAULT_SIZES,
+    DatasetNotFoundError,
+    canonical_dataset,
+    load_dataset,
+)
 from psp_lite.device import device_name
 from psp_lite.experiments.smoke import is_smoke
 from psp_lite.runners.local import run_configs
-from psp_lite.runners.outcomes import histories_or_raise
+from psp_lite.runners.outcomes import OnResult, histories_or_raise
 from psp_lite.runners.spec import Runner
 from psp_lite.training.config import paper_config
 from psp_lite.training.history import Groups
@@ -28,6 +34,7 @@ def compare(
     progress: bool = True,
     lams: Mapping[str, float] | None = None,
     runner: str | Runner = "local",
+    on_result: OnResult | None = None,
     **overrides,
 ) -> Groups:
     """Train (or load from the cache) every regularizer x seed under the published protocol
@@ -35,8 +42,8 @@ def compare(
 
     `overrides` replace protocol fields (epochs, train_subset, ...) for every regularizer;
     `lams` replaces the lambda of some (e.g. ``{"psp": 3e-4}``). `runner` is "local", "ray" or a
-    `psp_lite.runners.Runner`. A run that fails (e.g. diverges) raises its error once the others
-    have ended (they stay cached).
+    `psp_lite.runners.Runner`; `on_result(i, outcome)` is called as each run ends. A run that
+    fails (e.g. diverges) raises its error once the others have ended (they stay cached).
     """
     device = device_name(overrides.pop("device", None))
     lams = dict(lams or {})
@@ -47,7 +54,8 @@ def compare(
                             **({"lam": lams[r]} if r in lams else {}), **overrides)
                for r in regularizers for s in seeds]
     runs = histories_or_raise(run_configs(configs, runner=runner, data_dir=data_dir,
-                                          progress=progress, desc=f"{dataset} runs"))
+                                          progress=progress, on_result=on_result,
+                                          desc=f"{dataset} runs"))
     return {r: runs[k * len(seeds):(k + 1) * len(seeds)] for k, r in enumerate(regularizers)}
 
 
@@ -119,3 +127,22 @@ def cifar_schedule(epochs: int) -> dict:
     paper = paper_config("cifar10", "l2")
     scaled = sorted({max(1, round(m * epochs / paper.epochs)) for m in paper.lr_milestones})
     return dict(epochs=epochs, lr_milestones=tuple(m for m in scaled if m < epochs))
+
+
+def protocol_note(groups: Groups) -> str:
+    """One line on what the runs of `groups` trained on, e.g. 'lenet5 on Fashion-MNIST: 2,000
+    of 60,000 training images, 10,000 test images, 20 epochs, 1 seed per regularizer'."""
+    configs = [h.config for hs in groups.values() for h in hs]
+    if not configs:
+        return ""
+    first = configs[0]
+    info = CATALOG[first.dataset]
+    sizes = SYNTHETIC_DEFAULT_SIZES if info.stand_in_for else info.sizes
+    train = f"{first.train_subset or sizes[0]:,}"
+    if not info.stand_in_for:
+        train += f" of {info.sizes[0]:,}" if first.train_subset else " (all)"
+    test = f"{first.test_subset or sizes[1]:,}"
+    seeds = max(len(hs) for hs in groups.values())
+    return (f"{first.model} on {info.title}: {train} training images, {test} test images, "
+            f"{first.epochs} epoch{'s' if first.epochs > 1 else ''}, "
+            f"{seeds} seed{'s' if seeds > 1 else ''} per regularizer")

@@ -17,12 +17,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
+from psp_lite.experiments.comparison import protocol_note
 from psp_lite.experiments.lambda_sweep import DEFAULT_LAMBDAS, sweep_configs
 from psp_lite.regularizers import REGULARIZERS
 from psp_lite.report import figures as plots
 from psp_lite.report import pack_views as pack_views
 from psp_lite.report.stats import finished, summarize, write_table
 from psp_lite.runners.cached import run_many
+from psp_lite.runners.local import run_configs
+from psp_lite.runners.outcomes import Outcome
+from psp_lite.runners.spec import Runner, as_runner
 from psp_lite.store import packs as results
 from psp_lite.training.config import AUTHORS_SEEDS, QUICK, RunConfig, paper_config
 from psp_lite.training.history import RunHistory
@@ -73,15 +79,47 @@ def plan(*, seeds: int | None = None, epochs: int | None = None, quick: bool = F
     return out
 
 
-def train_plan(the_plan: Plan, *, data_dir: str | Path | None = None,
-               progress: bool = True) -> dict[str, dict[str, list[RunHistory]]]:
-    """Every run of `the_plan`, each trained once (or loaded from the cache) by `run_many`."""
+def train_plan(the_plan: Plan, *, data_dir: str | Path | None = None, progress: bool = True,
+               runner: str | Runner = "local") -> dict[str, dict[str, list[RunHistory]]]:
+    """Every run of `the_plan`, each trained once (or loaded from the cache): here by
+    `run_many`, or as Ray tasks when `runner` says so. A diverged run keeps its history (marked
+    `diverged_at`); any other failure raises its error."""
     unique = list(dict.fromkeys(c for groups in the_plan.values() for cs in groups.values()
                                 for c in cs))
-    trained = dict(zip(unique, run_many(unique, data_dir=data_dir, progress=progress),
-                       strict=True))
+    if as_runner(runner).kind == "local":
+        histories = run_many(unique, data_dir=data_dir, progress=progress)
+    else:
+        histories = [_history_of(o) for o in run_configs(unique, runner=runner,
+                                                          data_dir=data_dir, progress=progress,
+                                                          desc="reproduce all")]
+    trained = dict(zip(unique, histories, strict=True))
     return {name: {g: [trained[c] for c in cs] for g, cs in groups.items()}
             for name, groups in the_plan.items()}
+
+
+def _history_of(outcome: Outcome) -> RunHistory:
+    """A run's history; a diverged run's partial one; any other failure raised."""
+    if isinstance(outcome, RunHistory):
+        return outcome
+    history = getattr(outcome.error, "history", None)
+    if outcome.diverged and history is not None:
+        return history
+    raise outcome.error
+
+
+def note_figure(fig: Figure, note: str) -> Figure:
+    """`fig` with `note` (what the runs trained on) added under its title."""
+    if note:
+        title = fig.get_suptitle()
+        fig.suptitle(f"{title}\n{note}" if title else note, y=1.06 if title else 1.02)
+    return fig
+
+
+def note_table(path: Path, note: str) -> None:
+    """Append `note` to the markdown table at `path` as a last line."""
+    if note:
+        with path.open("a") as f:
+            f.write(f"\n_Runs: {note}._\n")
 
 
 def write_figures(pack: results.Pack, folder: Path) -> list[Path]:
@@ -90,26 +128,29 @@ def write_figures(pack: results.Pack, folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    notes = {name: protocol_note(pack.results(name))
+             for name in ("fig2", "fig3", "table1", "sweep")}
     for name in ("fig2", "table1"):
         groups = finished(pack.results(name))
         rows = summarize(groups)
         written += write_table(rows, folder / name)
+        note_table(written[-2], notes[name])
     spread = plots.weight_spread(pack.results("fig3"))
     written.append(folder / "fig3_spread.md")
     written[-1].write_text(plots.spread_markdown(spread))
     written.append(folder / "sweep_table.md")
     written[-1].write_text(pack_views.sweep_table(pack))
     fig2, table1 = (finished(pack.results(n)) for n in ("fig2", "table1"))
-    figures = {
-        "fig2a_test_error": lambda: plots.test_error_curves(fig2),
-        "fig2b_z2": lambda: plots.z2_curves(fig2),
-        "fig3_weights": lambda: plots.weight_histograms(pack.results("fig3")),
-        "table1_test_error": lambda: plots.test_error_curves(table1),
-        "table1_z2": lambda: plots.z2_curves(table1),
-        "sweep_u_curve": lambda: plots.sweep_curves(pack.results("sweep")),
+    figures = {  # name: (the experiment, how to draw it)
+        "fig2a_test_error": ("fig2", lambda: plots.test_error_curves(fig2)),
+        "fig2b_z2": ("fig2", lambda: plots.z2_curves(fig2)),
+        "fig3_weights": ("fig3", lambda: plots.weight_histograms(pack.results("fig3"))),
+        "table1_test_error": ("table1", lambda: plots.test_error_curves(table1)),
+        "table1_z2": ("table1", lambda: plots.z2_curves(table1)),
+        "sweep_u_curve": ("sweep", lambda: plots.sweep_curves(pack.results("sweep"))),
     }
-    for name, draw in figures.items():
-        fig = draw()
+    for name, (experiment, draw) in figures.items():
+        fig = note_figure(draw(), notes[experiment])
         fig.savefig(folder / f"{name}.png", dpi=120, bbox_inches="tight")
         plt.close(fig)
         written.append(folder / f"{name}.png")

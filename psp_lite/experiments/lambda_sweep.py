@@ -27,7 +27,7 @@ from psp_lite.data import TensorData, load_dataset
 from psp_lite.device import device_name
 from psp_lite.regularizers import WITH_LAMBDA, check_lambda
 from psp_lite.runners.local import resolve, run_configs
-from psp_lite.runners.outcomes import FailedRun, Outcome, histories_or_raise
+from psp_lite.runners.outcomes import FailedRun, OnResult, Outcome, histories_or_raise
 from psp_lite.runners.spec import Runner
 from psp_lite.store import cache
 from psp_lite.training.config import RunConfig, paper_config
@@ -95,13 +95,14 @@ def sweep(
     data_dir: str | Path | None = None,
     progress: bool = True,
     runner: str | Runner = "local",
+    on_result: OnResult | None = None,
     **grid,
 ) -> SweepResult:
     """Train (or load from the cache) LeNet5 over the lambda grid; one progress bar for all runs.
 
     `grid` takes `sweep_configs`' keywords (epochs, seed, subsets, snapshot_epochs, device, ...);
     `runner` is "local", "ray" or a `psp_lite.runners.spec.Runner` (a Ray cluster's address, per-run
-    GPUs and CPUs).
+    GPUs and CPUs); `on_result(i, outcome)` is called as each run to train ends.
 
     A run that diverges is recorded in `result.diverged` (and remembered in the cache) instead of
     stopping the sweep. Interrupting loses only the runs in progress; call again to resume.
@@ -116,6 +117,8 @@ def sweep(
     def remember(i: int, outcome: Outcome) -> None:
         if isinstance(outcome, FailedRun) and outcome.diverged:
             _mark_diverged(todo[i], data, str(outcome.error))
+        if on_result is not None:
+            on_result(i, outcome)
 
     outcomes = dict(zip(todo, run_configs(todo, runner=runner, data_dir=data_dir,
                                           progress=progress, on_result=remember,

@@ -49,7 +49,7 @@ def run_configs(
     """Train (or load from the cache) every config; one outcome per config, in order.
 
     `on_result(i, outcome)` is called on the driver as each run ends (cached runs included).
-    With `progress`, one bar over the runs (a single local run shows its epoch bar instead).
+    With `progress`, one bar over the runs and, for each local run, one over its epochs.
     """
     spec = as_runner(runner, address, resources)
     configs = list(configs)
@@ -89,7 +89,7 @@ def _run_local(configs: list[RunConfig], *, data_dir: str | Path | None, use_cac
                         batched=True)]
                 else:
                     done = [run(group[0], data_dir=data_dir, use_cache=use_cache,
-                                      progress=progress and len(configs) == 1)]
+                                progress=progress)]  # its epochs: error, <z^2>
             except FAILURES as error:
                 done = [FailedRun(c, error) for c in group]
             for i, outcome in zip(indices, done, strict=True):

@@ -12,6 +12,7 @@ arrived; calling again trains only the rest. A worker process that dies is retri
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import socket
 import time
@@ -98,7 +99,27 @@ def _task_options(ray: Any, resources: Mapping[str, Any] | None,
     options: dict[str, Any] = dict(num_cpus=1, num_gpus=gpus, max_retries=2,
                                    retry_exceptions=False)
     options.update(resources or {})
+    check_fits(ray.nodes(), options)
     return options
+
+
+def check_fits(nodes: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -> None:
+    """ValueError, before any task is sent, when no live node of the cluster (`ray.nodes()`) has
+    the CPUs and GPUs one task asks for: Ray would wait for such a node forever."""
+    wanted = {"CPU": options.get("num_cpus", 1) or 0, "GPU": options.get("num_gpus", 0) or 0}
+    for kind, amount in wanted.items():
+        if not (isinstance(amount, (int, float)) and math.isfinite(amount) and amount >= 0):
+            raise ValueError(f"each run asks for {amount!r} {kind}s; use a finite number >= 0.")
+        if amount > 1 and amount != int(amount):
+            raise ValueError(f"each run asks for {amount:g} {kind}s; Ray takes fractions only "
+                             "below 1, so use a whole number above it.")
+    alive = [node.get("Resources", {}) for node in nodes if node.get("Alive", True)]
+    if any(all(res.get(k, 0) >= v for k, v in wanted.items()) for res in alive):
+        return
+    have = "; ".join(f"{res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs" for res in alive)
+    raise ValueError(f"each run asks for {wanted['CPU']:g} CPUs and {wanted['GPU']:g} GPUs, but "
+                     f"no node of the Ray cluster has that (its nodes: {have or 'none'}); lower "
+                     "--cpus-per-run / --gpus-per-run (num_cpus / num_gpus).")
 
 
 def _resolve_for_ray(config: RunConfig, options: Mapping[str, Any]) -> RunConfig:

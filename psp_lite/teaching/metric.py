@@ -142,8 +142,12 @@ class WeightDecayCases:
 def weight_decay_cases(lam: float, n_inputs: int, seed: int = 1) -> WeightDecayCases:
     """Measure every case of WEIGHT_DECAY_CASES with `psp_lite.analytic`'s hand-derived PSP
     gradients (Eq. 7 literal, batch mean) on float64 inputs made exactly white where stated."""
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # the caller's global random state is kept
+        torch.manual_seed(seed)
+        return _weight_decay_cases(lam, n_inputs, torch.Generator().manual_seed(seed))
+
+
+def _weight_decay_cases(lam: float, n_inputs: int, gen: torch.Generator) -> WeightDecayCases:
     first = nn.Linear(16, 8).double()
     gauss = torch.randn(n_inputs, 16, dtype=torch.float64, generator=gen)
     pixels = torch.rand(n_inputs, 16, dtype=torch.float64, generator=gen)

@@ -32,14 +32,16 @@ def mlp(widths: Sequence[int], activation: str = "tanh", *, bias: bool = True, s
         dtype: torch.dtype = torch.float32) -> nn.Sequential:
     """Linear - phi - Linear - phi - ... - Linear: one z per hidden neuron, logits last (Eq. 1-2).
 
-    widths = (inputs, hidden..., outputs); PyTorch's default init, seeded.
+    widths = (inputs, hidden..., outputs); PyTorch's default init, seeded from `seed` without
+    touching the caller's global random state.
     """
-    torch.manual_seed(seed)
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        layers.append(nn.Linear(a, b, bias=bias))
-        if i < len(widths) - 2:
-            layers.append(make_activation(activation))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            layers.append(nn.Linear(a, b, bias=bias))
+            if i < len(widths) - 2:
+                layers.append(make_activation(activation))
     return nn.Sequential(*layers).to(dtype)
 
 

@@ -15,6 +15,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -96,19 +97,21 @@ def _epoch_batches(data: TensorData, configs: Sequence[RunConfig], orders: list[
 
 
 def train_many(configs: Sequence[RunConfig], data: TensorData | None = None, *,
-               progress: bool = True) -> list[RunHistory]:
+               data_dir: str | Path | None = None, progress: bool = True) -> list[RunHistory]:
     """Train `configs` together; return one history per config, in order.
 
     Each history equals what `train(config)` gives (same initialization and batch order, up to
     float rounding). A run whose loss becomes NaN/inf stops alone: its history keeps the epochs
     before and has `diverged_at` set; the others go on. No exception is raised for it.
+    Without `data`, the dataset is loaded from `data_dir` (as `train` does).
     """
     configs = [c.resolved() for c in configs]
     check_compatible(configs)
     first, k_runs = configs[0], len(configs)
     device = torch.device(first.device)
     if data is None:
-        data = load_dataset(first.dataset, device=device, train_subset=first.train_subset,
+        data = load_dataset(first.dataset, data_dir, device=device,
+                            train_subset=first.train_subset,
                             test_subset=first.test_subset)
     net = _Stacked(configs, device)
     psp_lam = _per_run([c.lam if c.regularizer == "psp" else 0.0 for c in configs], device)

@@ -8,20 +8,24 @@ import argparse
 import math
 import numbers
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
 
-def integer(name: str, value: object, *, minimum: int = 1) -> int:
-    """`value` as an int >= `minimum`; bools and non-integral numbers are refused."""
-    wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(
-        minimum, f"an integer >= {minimum}")
+def integer(name: str, value: object, *, minimum: int = 1, maximum: int | None = None,
+            hint: str = "") -> int:
+    """`value` as an int in `minimum`..`maximum`; bools and non-integral numbers are refused."""
+    wanted = ({0: "a non-negative integer", 1: "a positive integer"}.get(
+        minimum, f"an integer >= {minimum}") if maximum is None
+        else f"an integer in {minimum}..{maximum}")
+    hint = f" ({hint})" if hint else ""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be {wanted}, got {value!r} ({type(value).__name__}).")
-    if value < minimum:
-        raise ValueError(f"{name} must be {wanted}, got {int(value)}.")
+        raise ValueError(f"{name} must be {wanted}, got {value!r} "
+                         f"({type(value).__name__}){hint}.")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {wanted}, got {int(value)}{hint}.")
     return int(value)
 
 
@@ -95,6 +99,16 @@ def positive_int_arg(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
+
+
+def int_arg_up_to(maximum: int) -> Callable[[str], int]:
+    """argparse type: an integer in 1..`maximum`."""
+    def parse(text: str) -> int:
+        value = positive_int_arg(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"expected an integer in 1..{maximum}, got {value}")
+        return value
+    return parse
 
 
 def writable_folder(folder: Path, option: str) -> Path:

@@ -17,6 +17,13 @@ from psp_lite.regularizers import REGULARIZERS, check_lambda, check_normalizatio
 #: "bfloat16" runs each training forward pass under autocast; parameters, optimizer, the PSP
 #: penalty's sums and the evaluation stay in float32.
 PRECISIONS = ("float32", "bfloat16")
+#: Seeds torch tells apart: its generators keep the low 32 bits, so seed 2**32 would train
+#: exactly like seed 0 under another cache key.
+MAX_SEED = 2**32 - 1
+#: Upper bounds of lambda and the learning rate: far above any useful value (the paper's are
+#: 1e-4..1e-3 and 0.1; such a run diverges, and is reported so), far below float32's 3.4e38,
+#: past which training cannot even start ("value cannot be converted to type float").
+MAX_LAMBDA, MAX_LR = 1e6, 1e6
 
 
 @dataclass(frozen=True)
@@ -56,13 +63,18 @@ class RunConfig:
             raise ValueError(
                 f"unknown regularizer {self.regularizer!r}; use one of {REGULARIZERS}.")
         put("lam", check_lambda(self.lam))
+        if self.lam > MAX_LAMBDA:
+            raise ValueError(f"lam must be at most {MAX_LAMBDA:g}, got {self.lam:g}; useful "
+                             "values are about 1e-5..1e-1.")
         check_normalization(self.normalization)
         if self.regularizer == "none" and self.lam != 0:
             raise ValueError("regularizer 'none' takes lam=0; use regularizer='l2' or 'psp'.")
         for name in ("epochs", "batch_size", "test_batch_size"):
             put(name, checks.integer(name, getattr(self, name)))
-        put("seed", checks.integer("seed", self.seed, minimum=0))
-        put("lr", checks.real("lr", self.lr, low=0.0, low_open=True))
+        put("seed", checks.integer("seed", self.seed, minimum=0, maximum=MAX_SEED,
+                                   hint="torch keeps a seed's low 32 bits"))
+        put("lr", checks.real("lr", self.lr, low=0.0, low_open=True, high=MAX_LR,
+                              high_open=False))
         put("momentum", checks.real("momentum", self.momentum, low=0.0, high=1.0,
                                     hint="the paper uses 0 (MNIST) and 0.9 (CIFAR-10)"))
         put("lr_gamma", checks.real("lr_gamma", self.lr_gamma, low=0.0, low_open=True))

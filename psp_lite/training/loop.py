@@ -112,7 +112,15 @@ def rebuild(history: RunHistory, epoch: int | None = None) -> nn.Module:
     if any(True for _ in model.buffers()):
         raise ValueError(f"{history.config.model} has buffers (batch norm statistics) that runs "
                          "do not keep; rebuild works for LeNet5.")
-    snapshot = history.weights[epoch or max(history.weights)]
+    kept = sorted(history.weights)
+    if not kept:
+        raise ValueError(f"cannot rebuild {history.config.label}: its history kept no weights "
+                         "(a diverged run, or one loaded without them).")
+    if epoch is not None and epoch not in kept:
+        raise ValueError(f"cannot rebuild {history.config.label} at epoch {epoch}: weights were "
+                         f"kept at epochs {kept} only; pass one of those, or train with "
+                         "snapshot_epochs to keep more.")
+    snapshot = history.weights[kept[-1] if epoch is None else epoch]
     state = {k: torch.from_numpy(np.asarray(snapshot[k])).reshape(v.shape)
              for k, v in model.state_dict().items()}
     model.load_state_dict(state)
