@@ -239,6 +239,7 @@ def test_reproduce_all_without_mnist_stops_before_training(tmp_path, capsys, mon
 
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
     monkeypatch.setattr(psp_lite.runners.cached, "train", lambda *a, **k: pytest.fail("trained"))
+    (tmp_path / "nowhere").mkdir()  # an empty data folder (a missing one is refused earlier)
     code = main(["reproduce", "all", "--data-dir", str(tmp_path / "nowhere"), "--out",
                  str(tmp_path / "out"), "--no-progress"])
     assert code == 2
