@@ -15,9 +15,9 @@ import torch
 import psp_lite.runners.cached as train_module
 from psp_lite.data import TensorData, load_dataset
 from psp_lite.runners.cached import run
-from psp_lite.store import cache
+from psp_lite.store import cache, codec
 from psp_lite.training.config import RunConfig
-from psp_lite.training.history import RunHistory
+from psp_lite.training.history import TrainingDiverged
 from psp_lite.training.loop import train
 
 SMALL = dict(dataset="synthetic-mnist", epochs=2, train_subset=200, test_subset=60, device="cpu",
@@ -49,18 +49,14 @@ def small_data(**overrides) -> TensorData:
 
 
 def rewrite_meta(path, change) -> None:
-    """Rewrite the entry at `path` with `change(meta)` applied to its JSON (weights kept)."""
+    """Rewrite the entry at `path` with `change(meta)` applied to its JSON (weights kept); the
+    history's record is `meta["history"]`."""
     with np.load(path, allow_pickle=False) as f:
         meta = json.loads(str(f["meta"]))
         arrays = {name: f[name] for name in f.files if name != "meta"}
     change(meta)
     with open(path, "wb") as out:
         np.savez(out, meta=np.array(json.dumps(meta)), **arrays)
-
-
-def test_every_history_field_is_stored():
-    stored = set(cache.FIELDS) | {"config", "weights"}
-    assert {f.name for f in dataclasses.fields(RunHistory)} == stored
 
 
 def test_fingerprint_names_the_data_its_sizes_and_its_labels():
@@ -134,14 +130,33 @@ def _set(field, value):
     return lambda meta: meta.__setitem__(field, value)
 
 
+def _set_h(field, value):
+    return lambda meta: meta["history"].__setitem__(field, value)
+
+
+def _set_epoch(field, value, epoch=0):
+    return lambda meta: meta["history"][field].__setitem__(epoch, value)
+
+
 ILL_TYPED = {
-    "test_error as text": _set("test_error", ["1.0", "2.0"]),
-    "a missing epoch": lambda m: m["z2"].pop(),
-    "a bool among numbers": lambda m: m["seconds"].__setitem__(0, True),
-    "z2_layers as a list": lambda m: m.__setitem__("z2_layers", list(m["z2_layers"].values())),
-    "a layer with 3 epochs": lambda m: m["z2_layers"]["conv1"].append(1.0),
-    "device as a number": _set("device", 7),
-    "a missing field": lambda m: m.pop("train_loss"),
+    "test_error as text": _set_h("test_error", ["1.0", "2.0"]),
+    "a missing epoch": lambda m: m["history"]["z2"].pop(),
+    "a bool among numbers": _set_epoch("seconds", True),
+    "z2_layers as a list": lambda m: m["history"].__setitem__(
+        "z2_layers", list(m["history"]["z2_layers"].values())),
+    "a layer with 3 epochs": lambda m: m["history"]["z2_layers"]["conv1"].append(1.0),
+    "device as a number": _set_h("device", 7),
+    "a missing field": lambda m: m["history"].pop("train_loss"),
+    "an unknown field": _set_h("learning_rates", [0.1, 0.1]),
+    "a NaN test error": _set_epoch("test_error", float("nan")),
+    "an infinite test error": _set_epoch("test_error", float("inf")),
+    "a -50 % test error": _set_epoch("test_error", -50.0),
+    "a 250 % test error": _set_epoch("test_error", 250.0),
+    "a NaN training loss": _set_epoch("train_loss", float("nan")),
+    "a negative <z^2>": lambda m: m["history"]["z2_layers"]["conv1"].__setitem__(1, -1.0),
+    "diverged_at past the end": _set_h("diverged_at", 9),
+    "diverged_at as text": _set_h("diverged_at", "1"),
+    "a config field missing": lambda m: m["config"].pop("seed"),
     "another training version": _set("training", -1),
     "other data": lambda m: m["data"].__setitem__("train", 1),
     "another config": lambda m: m["config"].__setitem__("seed", 5),
@@ -170,7 +185,9 @@ def test_ill_typed_entry_is_corrupt_warned_and_recomputed(what, trained):
     assert again.z2_layers == good.z2_layers
 
 
-@pytest.mark.parametrize("damage", ["drop epoch 1", "2-D array", "integer array"])
+@pytest.mark.parametrize("damage", ["drop epoch 1", "2-D array", "integer array",
+                                    "a value short", "a parameter missing", "NaN weights",
+                                    "an unknown array"])
 def test_entry_with_damaged_weights_is_corrupt(damage, isolated_cache):
     config = RunConfig(**SMALL).resolved()
     run(config, progress=False)
@@ -182,8 +199,16 @@ def test_entry_with_damaged_weights_is_corrupt(damage, isolated_cache):
         arrays = {k: v for k, v in arrays.items() if not k.startswith("w:1:")}
     elif damage == "2-D array":
         arrays[name] = arrays[name].reshape(10, -1)
-    else:
+    elif damage == "integer array":
         arrays[name] = arrays[name].astype(np.int32)
+    elif damage == "a value short":
+        arrays[name] = arrays[name][:-1]
+    elif damage == "a parameter missing":
+        del arrays[name]
+    elif damage == "NaN weights":
+        arrays[name] = np.full_like(arrays[name], np.nan)
+    else:
+        arrays["w:1:extra.weight"] = np.zeros(3, np.float32)
     with open(path, "wb") as out:
         np.savez(out, **arrays)
     with pytest.warns(UserWarning, match="ill-formed"):
@@ -196,7 +221,7 @@ def test_loaded_history_equals_the_trained_one_field_by_field():
     history = train(config, data, progress=False)
     cache.save(history, data.fingerprint)
     loaded = cache.load(config, data.fingerprint)
-    for name in cache.FIELDS:
+    for name in codec.RECORD_FIELDS:
         assert getattr(loaded, name) == getattr(history, name), name
     assert sorted(loaded.weights) == [1, 2]
     for epoch, ws in history.weights.items():
@@ -270,3 +295,44 @@ def test_numpy_scalars_give_the_same_key_as_plain_numbers():
 def test_torch_scalar_lambda_is_a_plain_float():
     config = RunConfig(**{**SMALL, "regularizer": "psp", "lam": torch.tensor(1e-3)})
     assert type(config.lam) is float and config.lam == pytest.approx(1e-3)
+
+
+def test_a_diverged_run_is_cached_and_raises_again_without_retraining(isolated_cache, trained):
+    config = RunConfig(**{**SMALL, "regularizer": "psp", "lam": 1e3, "lr": 10.0})
+    with pytest.raises(TrainingDiverged, match=r"epoch 1.*smaller lambda") as first:
+        run(config, progress=False)
+    assert first.value.history.diverged_at == 1 and len(list(isolated_cache.glob("*.npz"))) == 1
+    with pytest.raises(TrainingDiverged, match="epoch 1") as again:
+        run(config, progress=False)
+    assert len(trained) == 1  # the cached diverged history, not a second training
+    assert again.value.history.test_error == first.value.history.test_error == []
+
+
+def test_a_bug_while_reading_an_entry_propagates_instead_of_a_silent_retrain(monkeypatch):
+    config = RunConfig(**SMALL).resolved()
+    run(config, progress=False)
+
+    def buggy(*args, **kwargs):
+        raise KeyError("a bug in psp_lite")
+
+    monkeypatch.setattr(codec, "decode", buggy)
+    with pytest.raises(KeyError, match="a bug in psp_lite"):
+        cache.load(config, small_data().fingerprint)
+
+
+def test_a_failed_write_is_a_cache_write_error_naming_the_entry(isolated_cache, monkeypatch):
+    data = small_data()
+    history = train(RunConfig(**SMALL), data, progress=False)
+
+    def disk_full_midway(f, **arrays):
+        f.write(b"PK partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache.np, "savez", disk_full_midway)
+    with pytest.raises(cache.CacheWriteError) as info:
+        cache.save(history, data.fingerprint)
+    path = cache.path_for(history.config, data.fingerprint)
+    assert isinstance(info.value, OSError) and info.value.errno == 28
+    assert info.value.path == path and str(path) in str(info.value)
+    assert "No space left" in str(info.value) and "\n" not in str(info.value)
+    assert list(isolated_cache.iterdir()) == []  # no entry, no .tmp-* left behind

@@ -1,5 +1,5 @@
 """The `ray` runner on a real local Ray (2 CPUs, no dashboard): same numbers as the local runner,
-the cache as resume point, a killed worker retried, a diverging run reported, Ctrl-C keeps every
+the cache as resume point, a killed worker retried, a diverging run cached, Ctrl-C keeps every
 arrived run; and the one-line error when Ray is missing."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from psp_lite.experiments.lambda_sweep import sweep
 from psp_lite.explorer.widgets import LambdaExplorer
 from psp_lite.runners import ray_cluster as ray_runner
 from psp_lite.runners.local import run_configs
-from psp_lite.runners.outcomes import FailedRun
+from psp_lite.runners.outcomes import FailedRun, histories_or_raise
 from psp_lite.runners.ray_cluster import CLUSTER_EXTRA, CRASH_ONCE_ENV
 from psp_lite.store import cache
 from psp_lite.training.config import RunConfig
@@ -119,24 +119,27 @@ def test_a_killed_worker_is_retried_and_every_run_completes(ray_local, tmp_path,
     outcomes = run_configs(seeds(3, lam=2e-3), runner="ray", progress=False,
                            resources={**crash, "max_retries": 0})
     failed = [o for o in outcomes if isinstance(o, FailedRun)]
-    assert len(failed) == 1 and not failed[0].diverged
+    assert len(failed) == 1
     assert "died" in str(failed[0]).lower() or "crash" in str(failed[0]).lower()
     assert sum(isinstance(o, RunHistory) for o in outcomes) == 2
 
 
-def test_a_diverging_run_is_reported_not_retried_and_the_rest_complete(
+def test_a_diverging_run_comes_back_as_a_cached_history_not_retried(
         ray_local, isolated_cache, submitted):
     configs = [*seeds(2), dataclasses.replace(BASE, seed=5, lr=1e6, batch_size=10)]
     reported: list[tuple[int, object]] = []
     outcomes = run_configs(configs, runner="ray", progress=False,
                            on_result=lambda i, o: reported.append((i, o)))
-    assert [isinstance(o, RunHistory) for o in outcomes] == [True, True, False]
-    failed = outcomes[2]
-    assert isinstance(failed.error, TrainingDiverged) and failed.diverged
-    assert "nan" in str(failed) and failed.config == configs[2]
+    assert all(isinstance(o, RunHistory) for o in outcomes)
+    assert [o.diverged_at for o in outcomes] == [None, None, 1]
+    assert outcomes[2].config == configs[2]
     assert sorted(i for i, _ in reported) == [0, 1, 2]
-    assert not cached(configs[2])  # a diverged run is not cached as a history
+    assert cached(configs[2])  # stored like any other history: a second call does not retrain
     assert len(submitted) == 3  # each sent once: no retry for a run's own failure
+    again = run_configs(configs, runner="ray", progress=False)
+    assert len(submitted) == 3 and again[2].diverged_at == 1
+    with pytest.raises(TrainingDiverged, match="epoch 1"):
+        histories_or_raise(again)
 
 
 def test_ctrl_c_keeps_every_arrived_run_and_the_next_call_trains_only_the_rest(

@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import nbformat
@@ -20,12 +22,14 @@ from psp_lite.cli import main
 from psp_lite.data import load_dataset
 from psp_lite.report import figures as plots
 from psp_lite.report import pack_views as pack_views
+from psp_lite.store import atomic, codec
 from psp_lite.store import packs as results
 from psp_lite.store.packs import PackError, load_pack, write_pack
 from psp_lite.training.config import RunConfig
 from psp_lite.training.loop import train
 
 ROOT = Path(__file__).resolve().parent.parent
+PER_EPOCH = [name for name, kind in codec.KINDS.items() if kind == "per-epoch"]
 TINY = dict(dataset="synthetic-mnist", epochs=2, train_subset=200, test_subset=100, device="cpu")
 LAMS = {"none": 0.0, "l2": 1e-4, "psp": 1e-3}
 
@@ -46,7 +50,7 @@ def histories():
                 for s in (0, 1)] for r, lam in LAMS.items()}
     blown = train(RunConfig(regularizer="psp", lam=1e-1, **TINY), data, progress=False)
     blown = dataclasses.replace(blown, diverged_at=2, weights={}, **{
-        name: getattr(blown, name)[:1] for name in results.PER_EPOCH},
+        name: getattr(blown, name)[:1] for name in PER_EPOCH},
         z2_layers={k: v[:1] for k, v in blown.z2_layers.items()})
     sweep = {"none": fig2["none"][:1], "psp λ=0.001": fig2["psp"][:1], "psp λ=0.1": [blown]}
     return {"fig2": fig2, "fig3": {r: fig2[r] for r in ("l2", "psp")}, "sweep": sweep}
@@ -69,8 +73,7 @@ def test_every_number_of_a_written_pack_loads_back_exactly(pack_dir, histories):
             assert len(loaded) == len(originals)
             for h, o in zip(loaded, originals, strict=True):
                 assert h.config == o.config
-                for field in (*results.PER_EPOCH, "z2_layers", "device", "data_note",
-                              "diverged_at"):
+                for field in codec.RECORD_FIELDS:
                     assert getattr(h, field) == getattr(o, field), (name, group, field)
     # weights: Fig. 3's networks at their last epoch, bit for bit; nothing else
     for reg in ("l2", "psp"):
@@ -139,26 +142,77 @@ def _first_run(d: dict) -> dict:
     return d[sorted(d)[0]]
 
 
+def _resign(pack_dir: Path) -> None:
+    """Record the data files' current checksums in the manifest, as a writer would: the damage
+    then reaches the check it is meant for, not the checksum's."""
+    files = {name: results.sha256(pack_dir / name) for name in (results.HISTORIES, results.WEIGHTS)
+             if (pack_dir / name).exists()}
+    _edit_json(pack_dir / results.MANIFEST, lambda d: d["files"].update(files))
+
+
+def _rewrite_weights(path: Path, change) -> None:
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {name: f[name] for name in f.files}
+    change(arrays)
+    np.savez_compressed(path, **arrays)
+
+
+def _a_weight(arrays: dict) -> str:
+    return sorted(arrays)[0]
+
+
+def _run_edit(field, index, value):
+    return lambda p: _edit_json(p, lambda d: _first_run(d)[field].__setitem__(index, value))
+
+
 DAMAGES = {
     "histories not JSON": ("histories.json", lambda p: p.write_text("{oops"),
                            "not readable as JSON"),
     "an epoch missing": ("histories.json",
                          lambda p: _edit_json(p, lambda d: _first_run(d)["z2"].pop()),
-                         "z2 should hold 2 numbers (one per epoch), got 1 values"),
-    "text in a curve": ("histories.json", lambda p: _edit_json(
-        p, lambda d: _first_run(d)["test_loss"].__setitem__(0, "x")), "not a number"),
+                         "z2 should hold 2 numbers (one per epoch run), got 1 values"),
+    "text in a curve": ("histories.json", _run_edit("test_loss", 0, "x"), "not a number"),
+    "a NaN test error": ("histories.json", _run_edit("test_error", 0, float("nan")),
+                         "test_error holds nan, outside [0, 100]"),
+    "a 250 % test error": ("histories.json", _run_edit("test_error", 1, 250.0),
+                           "test_error holds 250.0, outside [0, 100]"),
+    "a -50 % test error": ("histories.json", _run_edit("test_error", 1, -50.0), "outside [0, 100]"),
+    "an infinite loss": ("histories.json", _run_edit("test_loss", 1, float("inf")), "test_loss"),
+    "a NaN training loss": ("histories.json", _run_edit("train_loss", 0, float("nan")),
+                            "train_loss holds nan"),
+    "a run dropped": ("histories.json", lambda p: _edit_json(p, lambda d: d.pop(sorted(d)[0])),
+                      "it holds 6 runs, the manifest 7"),
     "no device": ("manifest.json", lambda p: _edit_json(p, lambda d: d.pop("device")),
                   "the field 'device' is missing"),
     "newer format": ("manifest.json", lambda p: _edit_json(p, lambda d: d.update(format=99)),
-                     "pack format 99, this psp_lite reads format 1"),
+                     "pack format 99, this psp_lite reads format 2"),
+    "no experiments": ("manifest.json", lambda p: _edit_json(p, lambda d: d.update(
+        experiments={})), "it holds no experiments"),
+    "smoke as text": ("manifest.json", lambda p: _edit_json(p, lambda d: d.update(smoke="false")),
+                      "the field 'smoke' is missing or not a bool"),
+    "NaN wall time": ("manifest.json", lambda p: _edit_json(
+        p, lambda d: d.update(wall_seconds=float("nan"))), "wall_seconds is nan"),
     "unknown run": ("manifest.json", lambda p: _edit_json(
         p, lambda d: d["experiments"]["fig2"]["psp"].append("ghost")),
         "experiment 'fig2', group 'psp': its run ids are not all runs of the pack"),
     "bad config": ("manifest.json", lambda p: _edit_json(
         p, lambda d: _first_run(d["runs"]).update(epochs=-3)), "is not valid (epochs"),
+    "a config not its id's": ("manifest.json", lambda p: _edit_json(
+        p, lambda d: _first_run(d["runs"]).update(seed=7)), "its id is not its config's"),
     "weights gone": ("weights.npz", lambda p: p.unlink(), "the file is missing"),
     "weights truncated": ("weights.npz", lambda p: p.write_bytes(p.read_bytes()[:1000]),
                           "not a readable .npz archive"),
+    "a weight array short": ("weights.npz", lambda p: _rewrite_weights(
+        p, lambda a: a.__setitem__(_a_weight(a), a[_a_weight(a)][:-1])),
+        "needs float32"),
+    "a weight array missing": ("weights.npz", lambda p: _rewrite_weights(
+        p, lambda a: a.pop(_a_weight(a))), "the weights of epoch 2 miss"),
+    "weights as float64": ("weights.npz", lambda p: _rewrite_weights(
+        p, lambda a: a.__setitem__(_a_weight(a), a[_a_weight(a)].astype(np.float64))),
+        "float64"),
+    "NaN weights": ("weights.npz", lambda p: _rewrite_weights(
+        p, lambda a: a.__setitem__(_a_weight(a), np.full_like(a[_a_weight(a)], np.nan))),
+        "holds NaN or inf"),
 }
 
 
@@ -166,12 +220,66 @@ DAMAGES = {
 def test_a_damaged_pack_is_refused_naming_the_file_and_the_problem(pack_dir, damage):
     filename, spoil, problem = DAMAGES[damage]
     spoil(pack_dir / filename)
+    _resign(pack_dir)
     with pytest.raises(PackError) as info:
         load_pack(pack_dir)
     message = str(info.value)
     assert message.startswith(f"results pack {pack_dir}: {filename}: ")
     assert problem in message
     assert "psp-lite reproduce all" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("filename", ["histories.json", "weights.npz"])
+def test_files_of_another_write_are_refused_by_their_checksum(pack_dir, filename, tmp_path,
+                                                             histories):
+    other = tmp_path / "other"
+    write_pack({"fig2": histories["fig2"]}, other,
+               manifest_extra={"device": "cpu (test)", "wall_seconds": 1.0})
+    (pack_dir / filename).write_bytes((other / filename).read_bytes())
+    with pytest.raises(PackError, match=f"{filename}: its checksum is not the manifest's"):
+        load_pack(pack_dir)
+
+
+def test_a_smoke_flag_means_a_true_bool(pack_dir):
+    assert load_pack(pack_dir).smoke is True
+    _edit_json(pack_dir / "manifest.json", lambda d: d.update(smoke=False))
+    assert load_pack(pack_dir).smoke is False
+
+
+def test_a_failed_pack_write_is_one_typed_line_naming_the_folder(tmp_path, histories):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(results.PackWriteError) as info:
+        write_pack(histories, blocker / "pack", manifest_extra={"device": "cpu",
+                                                                "wall_seconds": 1.0})
+    assert isinstance(info.value, OSError) and info.value.path == blocker / "pack"
+    assert str(info.value).startswith(f"could not write {blocker / 'pack'} (")
+    assert "--out" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(results.PackWriteError):
+        results.check_writable(blocker / "pack")  # what the CLI can call before training
+
+
+def test_a_failed_write_leaves_the_old_pack_and_no_temp_files(pack_dir, histories, monkeypatch):
+    before = {p.name: p.read_bytes() for p in pack_dir.iterdir()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(results.np, "savez_compressed", disk_full)
+    with pytest.raises(results.PackWriteError, match="No space left on device"):
+        write_pack(histories, pack_dir, manifest_extra={"device": "cpu", "wall_seconds": 1.0})
+    assert {p.name: p.read_bytes() for p in pack_dir.iterdir()} == before
+    assert load_pack(pack_dir) is not None
+
+
+def test_stale_temp_files_of_a_pack_are_removed(pack_dir, histories):
+    stale, fresh = pack_dir / ".tmp-old.npz", pack_dir / ".tmp-new.npz"
+    for p in (stale, fresh):
+        p.write_bytes(b"partial")
+    old = time.time() - 2 * atomic.STALE_TMP_SECONDS
+    os.utime(stale, (old, old))
+    write_pack(histories, pack_dir, manifest_extra={"device": "cpu", "wall_seconds": 1.0})
+    assert not stale.exists() and fresh.exists()
 
 
 # ----------------------------------------------------------------------------- reproduce all

@@ -14,7 +14,12 @@ from psp_lite.experiments.lambda_sweep import DEFAULT_LAMBDAS, sweep, sweep_conf
 from psp_lite.report.readings import standard_error
 from psp_lite.report.readings import sweep_reading as reading
 from psp_lite.store import cache
-from psp_lite.training.history import TrainingDiverged, default_snapshots, snapshot_for
+from psp_lite.training.history import (
+    RunHistory,
+    TrainingDiverged,
+    default_snapshots,
+    snapshot_for,
+)
 
 TINY = dict(dataset="synthetic-mnist", psp_lambdas=(1e-3, 1e-2), l2_lambdas=(1e-4,), epochs=2,
             train_subset=200, test_subset=100, device="cpu", progress=False)
@@ -114,22 +119,41 @@ def test_interrupting_a_sweep_loses_only_the_run_in_progress(monkeypatch, isolat
     assert len(result.runs) == 4
 
 
-def test_a_diverging_run_is_recorded_and_not_retrained(monkeypatch):
+def test_a_diverging_run_is_recorded_cached_as_a_history_and_not_retrained(monkeypatch,
+                                                                            isolated_cache):
     real = psp_lite.runners.cached.train
     attempts: list[float] = []
 
     def diverges_at_large_lambda(config, *args, **kwargs):
         if config.lam == 1e-2:
             attempts.append(config.lam)
-            raise TrainingDiverged("loss became nan")
+            raise TrainingDiverged(RunHistory(config, device="cpu", diverged_at=1))
         return real(config, *args, **kwargs)
 
     monkeypatch.setattr(psp_lite.runners.cached, "train", diverges_at_large_lambda)
     result = sweep(**TINY)
     assert result.diverged == [("psp", 1e-2)] and ("psp", 1e-2) not in result.runs
     assert "diverged" in result.table()
+    data = load_dataset("synthetic-mnist", train_subset=200, test_subset=100)
+    stored = cache.load(sweep_configs(**{k: v for k, v in TINY.items() if k != "progress"})[2],
+                        data.fingerprint)
+    assert stored is not None and stored.diverged_at == 1  # one history, in the cache
+    assert sorted(p.suffix for p in isolated_cache.iterdir()) == [".npz"] * 4  # no markers
     again = sweep(**TINY)
     assert again.diverged == [("psp", 1e-2)] and attempts == [1e-2]
+
+
+def test_a_failed_cache_write_keeps_the_sweep_in_memory_with_a_warning(monkeypatch,
+                                                                       isolated_cache):
+    def disk_full(history, fingerprint):
+        raise cache.CacheWriteError(cache.path_for(history.config, fingerprint),
+                                    OSError(28, "No space left on device"))
+
+    monkeypatch.setattr(cache, "save", disk_full)
+    with pytest.warns(UserWarning, match="could not save the finished run to .*No space left"):
+        result = sweep(**TINY)
+    assert len(result.runs) == 4 and all(len(h.test_error) == 2 for h in result.runs.values())
+    assert not list(isolated_cache.glob("*.npz")) and not list(isolated_cache.glob(".tmp-*"))
 
 
 def test_train_one_adds_a_lambda_under_the_same_protocol():

@@ -89,11 +89,12 @@ def test_interrupted_run_leaves_no_entry(isolated_cache, monkeypatch):
     assert not [p for p in isolated_cache.glob(".tmp-*")]
 
 
-def test_divergence_names_the_epoch_and_is_not_cached(isolated_cache):
+def test_divergence_names_the_epoch_and_is_cached_as_a_diverged_history(isolated_cache):
     config = RunConfig(**SMALL, regularizer="psp", lam=1e3, lr=10.0)
-    with pytest.raises(TrainingDiverged, match=r"epoch 1.*smaller lambda"):
+    with pytest.raises(TrainingDiverged, match=r"epoch 1.*smaller lambda") as info:
         run(config, progress=False)
-    assert not list(isolated_cache.glob("*.npz"))
+    assert info.value.history.diverged_at == 1
+    assert len(list(isolated_cache.glob("*.npz"))) == 1  # kept, so it is not retrained
 
 
 @pytest.mark.parametrize("bad, message", [

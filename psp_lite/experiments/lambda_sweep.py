@@ -13,23 +13,18 @@ takes ~5 MB of cache and the default 19-run sweep ~100 MB.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from psp_lite.data import TensorData, load_dataset
 from psp_lite.device import device_name
 from psp_lite.regularizers import WITH_LAMBDA, check_lambda
 from psp_lite.runners.local import resolve, run_configs
-from psp_lite.runners.outcomes import FailedRun, OnResult, Outcome, histories_or_raise
+from psp_lite.runners.outcomes import FailedRun, OnResult, histories_or_raise
 from psp_lite.runners.spec import Runner
-from psp_lite.store import cache
 from psp_lite.training.config import RunConfig, paper_config
 from psp_lite.training.history import RunHistory, SweepResult, default_snapshots
 
@@ -39,20 +34,6 @@ DEFAULT_LAMBDAS: tuple[float, ...] = tuple(float(f"{v:.3g}") for v in np.logspac
 DEFAULT_EPOCHS = 5
 DEFAULT_TRAIN_SUBSET = 10000
 DEFAULT_TEST_SUBSET = 2000
-
-def _diverged_marker(config: RunConfig, data: TensorData) -> Path:
-    return cache.cache_dir() / f"diverged-{cache.key(config, data.fingerprint)}.json"
-
-
-def _mark_diverged(config: RunConfig, data: TensorData, message: str) -> None:
-    """Remember (atomically) that `config` diverged, so a resumed sweep does not retrain it."""
-    path = _diverged_marker(config, data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"config": config.to_dict(), "error": message}, f)
-    os.replace(tmp, path)
-
 
 def sweep_configs(
     dataset: str = "fashion-mnist",
@@ -104,34 +85,22 @@ def sweep(
     `runner` is "local", "ray" or a `psp_lite.runners.spec.Runner` (a Ray cluster's address, per-run
     GPUs and CPUs); `on_result(i, outcome)` is called as each run to train ends.
 
-    A run that diverges is recorded in `result.diverged` (and remembered in the cache) instead of
-    stopping the sweep. Interrupting loses only the runs in progress; call again to resume.
+    A run that diverges is recorded in `result.diverged` instead of stopping the sweep; its
+    history is cached like any other, so a resumed sweep does not retrain it. Interrupting loses
+    only the runs in progress; call again to resume.
     """
     configs = resolve(sweep_configs(dataset, psp_lambdas, l2_lambdas, **grid), runner)
     result = SweepResult(base=dataclasses.replace(configs[0], regularizer="none", lam=0.0))
-    base = result.base
-    data = load_dataset(dataset, data_dir, device="cpu", train_subset=base.train_subset,
-                        test_subset=base.test_subset)  # its fingerprint keys the markers
-    todo = [c for c in configs if not _diverged_marker(c, data).exists()]
-
-    def remember(i: int, outcome: Outcome) -> None:
-        if isinstance(outcome, FailedRun) and outcome.diverged:
-            _mark_diverged(todo[i], data, str(outcome.error))
-        if on_result is not None:
-            on_result(i, outcome)
-
-    outcomes = dict(zip(todo, run_configs(todo, runner=runner, data_dir=data_dir,
-                                          progress=progress, on_result=remember,
-                                          desc=f"λ sweep ({dataset})"), strict=True))
-    for config in configs:
+    outcomes = run_configs(configs, runner=runner, data_dir=data_dir, progress=progress,
+                           on_result=on_result, desc=f"λ sweep ({dataset})")
+    for config, outcome in zip(configs, outcomes, strict=True):
         key = (config.regularizer, config.lam)
-        outcome = outcomes.get(config)
-        if isinstance(outcome, RunHistory):
-            result.runs[key] = outcome
-        elif outcome is None or outcome.diverged:
-            result.diverged.append(key)
-        else:
+        if isinstance(outcome, FailedRun):
             raise outcome.error
+        if outcome.diverged_at is None:
+            result.runs[key] = outcome
+        else:
+            result.diverged.append(key)
     return result
 
 

@@ -25,7 +25,8 @@ def run(config: RunConfig, *, data: TensorData | None = None, data_dir: str | Pa
     The data is loaded first (it is cached per process): the cache key holds its fingerprint.
     Data passed in must be the config's dataset with the config's subset sizes.
     An unwritable cache folder is reported before training starts; if saving still fails after
-    training, a warning names the folder and the history is returned all the same.
+    training, a warning names the entry and the history is returned all the same. A diverged
+    run raises `TrainingDiverged` (as `train` does) and is cached, so it is not retrained.
     """
     config = config.resolved()
     if data is None:
@@ -36,17 +37,23 @@ def run(config: RunConfig, *, data: TensorData | None = None, data_dir: str | Pa
     if not use_cache:
         return train(config, data, progress=progress)
     cached = cache.load(config, data.fingerprint)
+    if cached is not None and cached.diverged_at is not None:
+        raise TrainingDiverged(cached)
     if cached is not None:
         return cached
     cache.check_writable()
-    history = train(config, data, progress=progress)
-    _save(history, data.fingerprint)
+    try:
+        history = train(config, data, progress=progress)
+    except TrainingDiverged as error:
+        save_or_warn(error.history, data.fingerprint)
+        raise
+    save_or_warn(history, data.fingerprint)
     return history
 
 
-def _save(history: RunHistory, fingerprint: dict) -> None:
-    """Cache a finished run; if that fails, warn naming the place and keep going (the history
-    is still returned to the caller, so no training is lost)."""
+def save_or_warn(history: RunHistory, fingerprint: dict) -> bool:
+    """Cache a trained run; if that fails, warn naming the entry and keep going (the history
+    is still returned to the caller, so no training is lost). Whether it was saved."""
     try:
         cache.save(history, fingerprint)
     except OSError as error:
@@ -54,6 +61,8 @@ def _save(history: RunHistory, fingerprint: dict) -> None:
         warnings.warn(f"could not save the finished run to {where} ({error}); returning it "
                       f"uncached. Make {cache.cache_dir()} writable or "
                       "set $PSP_LITE_CACHE to a writable folder to keep runs.", stacklevel=3)
+        return False
+    return True
 
 
 #: At most this many runs train together: enough to fill a GPU with LeNet5 (Fig. 2's 30 runs
@@ -68,7 +77,8 @@ def run_many(configs: Sequence[RunConfig], *, data: TensorData | None = None,
 
     Runs that can share kernels (`group_key`) are trained together by `train_many` when
     `batched` (default: on CUDA, where it is faster; on a CPU one after another is faster).
-    A run that diverges comes back with `diverged_at` set instead of raising, and is not cached.
+    A run that diverges comes back with `diverged_at` set instead of raising, and is cached like
+    any other (a second call does not retrain it).
     """
     configs = [c.resolved() for c in configs]
     groups: dict[tuple, list[int]] = {}
@@ -100,8 +110,8 @@ def run_many(configs: Sequence[RunConfig], *, data: TensorData | None = None,
             trained = (train_many(group, group_data, progress=progress) if len(group) > 1
                        else [_train_keeping_divergence(group[0], group_data, progress)])
             for i, history in zip(chunk, trained, strict=True):  # cached chunk by chunk
-                if use_cache and history.diverged_at is None:
-                    _save(history, group_data.fingerprint)
+                if use_cache:
+                    save_or_warn(history, group_data.fingerprint)
                 histories[i] = history
     return [histories[i] for i in range(len(configs))]
 

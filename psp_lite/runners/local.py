@@ -1,10 +1,11 @@
 """A list of `RunConfig`s -> their histories: here, one run after another (`local`), or as Ray
 tasks on a cluster (`ray`, the optional `cluster` extra).
 
-Both runners reuse the run cache and keep going past a run that fails for its own reasons
-(`FAILURES`: divergence, a bad config, data missing): its place in the returned list holds a
-`FailedRun` instead of a history (`psp_lite.runners.outcomes`). Callers that need every run call
-`histories_or_raise(outcomes)`, which raises the first failure's own error. The Ray path (device
+Both runners reuse the run cache and return every run's history, a diverged one with
+`diverged_at` set (cached, not retrained). A run that cannot be prepared (a device this machine
+lacks, its data missing) holds a `FailedRun` in its place and the others go on; anything raised
+while training (a bug) propagates (`psp_lite.runners.outcomes`). Callers that need every run
+finished call `histories_or_raise(outcomes)`. The Ray path (device
 resolution on the driver, the driver-side cache, retries) lives in `psp_lite.runners.ray_cluster`.
 """
 
@@ -17,9 +18,11 @@ from typing import Any
 
 import torch
 
-from psp_lite.runners.cached import run, run_many
+from psp_lite.data import load_dataset
+from psp_lite.runners.cached import run_many
 from psp_lite.runners.outcomes import (
-    FAILURES,
+    DATA_FAILURES,
+    RESOLVE_FAILURES,
     FailedRun,
     OnResult,
     Outcome,
@@ -31,7 +34,6 @@ from psp_lite.runners.ray_cluster import resolve_for_ray, run_ray
 from psp_lite.runners.spec import Runner, as_runner
 from psp_lite.training.batched import group_key
 from psp_lite.training.config import RunConfig
-from psp_lite.training.history import RunHistory, TrainingDiverged
 
 
 def run_configs(
@@ -73,25 +75,24 @@ def resolve(configs: Iterable[RunConfig], runner: str | Runner = "local") -> lis
 
 def _run_local(configs: list[RunConfig], *, data_dir: str | Path | None, use_cache: bool,
                progress: bool, on_result: OnResult | None, desc: str) -> list[Outcome]:
-    """On this machine: runs that can share kernels on CUDA go together through
-    `psp_lite.runners.cached.run_many` (`train_many`); every other run through `run`, one after
-    another (on a CPU that is the faster way)."""
+    """On this machine, through `psp_lite.runners.cached.run_many`: runs that can share kernels
+    on CUDA go together (`train_many`); every other run alone, one after another (on a CPU that
+    is the faster way)."""
     outcomes: list[Outcome | None] = [None] * len(configs)
     start = time.perf_counter()
     with runs_bar(len(configs), desc, progress and len(configs) > 1) as bar:
-        for indices in _local_groups(configs):
-            group = [configs[i] for i in indices]
-            bar.set_postfix_str(group[0].label if len(group) == 1 else f"{len(group)} together")
+        resolved: dict[int, RunConfig] = {}
+        for i, config in enumerate(configs):
             try:
-                if len(group) > 1:
-                    done = [_as_outcome(h) for h in run_many(
-                        group, data_dir=data_dir, use_cache=use_cache, progress=progress,
-                        batched=True)]
-                else:
-                    done = [run(group[0], data_dir=data_dir, use_cache=use_cache,
-                                progress=progress)]  # its epochs: error, <z^2>
-            except FAILURES as error:
-                done = [FailedRun(c, error) for c in group]
+                resolved[i] = config.resolved()
+            except RESOLVE_FAILURES as error:  # e.g. "cuda" on a machine without one
+                outcomes[i] = FailedRun(config, error)
+                record_outcome(bar, i, outcomes[i], on_result)
+        for indices in _local_groups(resolved):
+            group = [resolved[i] for i in indices]
+            bar.set_postfix_str(group[0].label if len(group) == 1 else f"{len(group)} together")
+            done = _run_group(group, data_dir, use_cache,
+                              progress)  # every run shows its epochs: error, <z^2>
             for i, outcome in zip(indices, done, strict=True):
                 outcomes[i] = outcome
                 record_outcome(bar, i, outcome, on_result)
@@ -99,21 +100,24 @@ def _run_local(configs: list[RunConfig], *, data_dir: str | Path | None, use_cac
     return outcomes  # type: ignore[return-value]
 
 
-def _local_groups(configs: list[RunConfig]) -> list[list[int]]:
+def _run_group(group: list[RunConfig], data_dir: str | Path | None, use_cache: bool,
+               progress: bool) -> list[Outcome]:
+    """One group's outcomes: its data loaded (missing data fails the group's runs), then
+    `run_many`, outside any except: what training raises propagates."""
+    first = group[0]
+    try:
+        data = load_dataset(first.dataset, data_dir, device=first.device,
+                            train_subset=first.train_subset, test_subset=first.test_subset)
+    except DATA_FAILURES as error:
+        return [FailedRun(c, error) for c in group]
+    return list(run_many(group, data=data, use_cache=use_cache, progress=progress,
+                         batched=len(group) > 1))
+
+
+def _local_groups(configs: dict[int, RunConfig]) -> list[list[int]]:
     """Indices of the runs to train together: CUDA runs that can share kernels; others alone."""
     groups: dict[object, list[int]] = {}
-    for i, config in enumerate(configs):
-        resolved = config.resolved()
-        cuda = torch.device(resolved.device).type == "cuda"
-        groups.setdefault(group_key(resolved) if cuda else i, []).append(i)
+    for i, config in configs.items():
+        cuda = torch.device(config.device).type == "cuda"
+        groups.setdefault(group_key(config) if cuda else i, []).append(i)
     return list(groups.values())
-
-
-def _as_outcome(history: RunHistory) -> Outcome:
-    if history.diverged_at is None:
-        return history
-    return FailedRun(history.config, TrainingDiverged(
-        f"{history.config.label}: the training loss became NaN/inf in epoch "
-        f"{history.diverged_at}", history))
-
-

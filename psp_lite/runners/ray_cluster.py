@@ -3,10 +3,12 @@ becomes one Ray task.
 
 The driver resolves each config's device first ("auto" -> "cuda" when the tasks ask for GPUs,
 else "cpu"), so the worker trains exactly the config the cache is keyed by. A worker loads each
-dataset once per process, returns the history by value, and the driver writes it to its own cache
-as soon as it arrives (no shared filesystem). Interrupting the driver keeps every run that has
-arrived; calling again trains only the rest. A worker process that dies is retried by Ray
-(`max_retries`, 2 by default); a run that fails for its own reasons is not retried.
+dataset once per process, returns the history by value (a diverged one too), and the driver
+writes it to its own cache as soon as it arrives (no shared filesystem). The cache is checked
+writable before any task is sent; a run that arrives but cannot be saved is still returned, with
+a warning naming its entry (issue 17: such runs were lost). Interrupting the driver keeps every
+run that has arrived; calling again trains only the rest. A worker process that dies is retried
+by Ray (`max_retries`, 2 by default); a run whose data is missing is not retried.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ import math
 import os
 import socket
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from psp_lite.data import TensorData, load_dataset
+from psp_lite.runners.cached import save_or_warn
 from psp_lite.runners.outcomes import (
-    FAILURES,
+    DATA_FAILURES,
     FailedRun,
     OnResult,
     Outcome,
@@ -33,7 +37,7 @@ from psp_lite.runners.outcomes import (
 from psp_lite.runners.spec import Runner
 from psp_lite.store import cache
 from psp_lite.training.config import RunConfig
-from psp_lite.training.history import RunHistory
+from psp_lite.training.history import RunHistory, TrainingDiverged
 from psp_lite.training.loop import train
 
 CLUSTER_EXTRA = 'pip install -e ".[cluster]"'
@@ -154,9 +158,10 @@ def _cached(config: RunConfig, data_dir: str | Path | None) -> RunHistory | None
     return cache.load(config, _fingerprint(config, data_dir))
 
 
-def _store(history: RunHistory, data_dir: str | Path | None) -> None:
-    """Write a history that came back from a worker (the one place the ray path writes)."""
-    cache.save(history, _fingerprint(history.config, data_dir))
+def _store(history: RunHistory, data_dir: str | Path | None) -> bool:
+    """Write a history that came back from a worker (the one place the ray path writes); if
+    that fails, warn naming the entry (the history is returned all the same)."""
+    return save_or_warn(history, _fingerprint(history.config, data_dir))
 
 
 def _submit(task: Any, config: RunConfig, data_dir: str | Path | None) -> Any:
@@ -177,13 +182,18 @@ def run_ray(configs: list[RunConfig], spec: Runner, *, data_dir: str | Path | No
     start = time.perf_counter()
     with runs_bar(len(configs), f"{desc} (ray)", progress) as bar:
         try:
+            todo = []
             for i, config in enumerate(configs):
                 history = _cached(config, data_dir) if use_cache else None
                 if history is not None:
                     outcomes[i] = history
                     record_outcome(bar, i, history, on_result)
                 else:
-                    pending[_submit(task, config, data_dir)] = i
+                    todo.append(i)
+            if todo and use_cache:
+                cache.check_writable()  # before any run is sent: arrived runs must be kept
+            for i in todo:
+                pending[_submit(task, configs[i], data_dir)] = i
             cached = len(configs) - len(pending)
             bar.set_postfix_str(f"{cached} from the cache, {len(pending)} sent to Ray")
             while pending:
@@ -200,8 +210,8 @@ def run_ray(configs: list[RunConfig], spec: Runner, *, data_dir: str | Path | No
 
 def _receive(ray: Any, ref: Any, config: RunConfig, use_cache: bool,
              data_dir: str | Path | None) -> Outcome:
-    """The outcome of a finished task, cached if it is a history. A task that raised something
-    other than `FAILURES` re-raises it here; a worker that died past its retries is a failure."""
+    """The outcome of a finished task, cached if it is a history (finished or diverged). A task
+    that raised re-raises its error here; a worker that died past its retries is a FailedRun."""
     try:
         outcome = ray.get(ref)
     except ray.exceptions.RayTaskError as error:
@@ -215,7 +225,8 @@ def _receive(ray: Any, ref: Any, config: RunConfig, use_cache: bool,
 
 def _keep_arrived(ray: Any, pending: dict[Any, int], configs: list[RunConfig],
                   use_cache: bool, data_dir: str | Path | None) -> None:
-    """On an interrupt: cache the runs that finished but were not yet collected, cancel the rest."""
+    """On an interrupt: cache the runs that finished but were not yet collected (a run that
+    cannot be saved is named in a warning), cancel the rest."""
     if not pending:
         return
     try:
@@ -223,8 +234,9 @@ def _keep_arrived(ray: Any, pending: dict[Any, int], configs: list[RunConfig],
         for ref in done:
             try:
                 _receive(ray, ref, configs[pending[ref]], use_cache, data_dir)
-            except Exception:  # noqa: BLE001, S112 - the interrupt is what gets raised
-                continue
+            except Exception as error:  # noqa: BLE001 - the interrupt is what gets raised
+                warnings.warn(f"{configs[pending[ref]].label}: its task raised {error!r}; "
+                              "it was not kept.", stacklevel=3)
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
@@ -258,11 +270,14 @@ def _crash_once_for_tests() -> None:
 
 
 def train_on_worker(config: RunConfig, data_dir: str | None) -> Outcome:
-    """One Ray task: train `config` (already resolved) with no cache; the history, or a
-    `FailedRun` for a run that fails for its own reasons."""
+    """One Ray task: train `config` (already resolved) with no cache; its history (a diverged
+    one too), or a `FailedRun` when its data is missing. Anything else propagates."""
     try:
         data = _data_for(config, data_dir)
-        _crash_once_for_tests()
-        return train(config, data, progress=False)
-    except FAILURES as error:
+    except DATA_FAILURES as error:
         return FailedRun(config, error)
+    _crash_once_for_tests()
+    try:
+        return train(config, data, progress=False)
+    except TrainingDiverged as diverged:
+        return diverged.history

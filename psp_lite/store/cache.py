@@ -1,7 +1,9 @@
 """On-disk cache of run histories, keyed by the run's config, the data it used and the code.
 
-One `.npz` file per run: the numbers as JSON text plus the weight snapshots as plain arrays,
-read with `allow_pickle=False` (nothing is ever unpickled). The key hashes
+One `.npz` file per run: the history's JSON record (`psp_lite.store.codec`) as the `meta` array
+plus the weight snapshots as plain float32 arrays; nothing is ever unpickled. A run that diverged
+is stored like any other (its `diverged_at` set), so a resumed sweep does not retrain it. The key
+hashes
 
 * the config (`RunConfig.to_dict`),
 * the fingerprint of the data actually trained on (`TensorData.fingerprint`: dataset name,
@@ -10,19 +12,17 @@ read with `allow_pickle=False` (nothing is ever unpickled). The key hashes
 * `FORMAT` (the file layout) and `TRAINING_VERSION` (what training computes), so that numbers
   made by older code are not reused after training changes.
 
-Writes go to a temporary file renamed into place, so an interrupted write leaves no entry (and a
-`.tmp-*` file that is removed later). On load every field is checked (types, and one value per
-epoch); an unreadable or ill-formed entry is reported and treated as missing.
+Writes go to a uniquely named temporary file renamed into place (`psp_lite.store.atomic`); a
+failed write raises `CacheWriteError` naming the file. On load the archive's headers are checked
+before any array is read (`psp_lite.store.archive`), then every value (`codec.decode`); an
+unreadable or ill-formed entry is reported and treated as missing, while a bug propagates.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import numbers
 import os
-import tempfile
-import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,30 +30,33 @@ from typing import Any
 
 import numpy as np
 
+import psp_lite.store.atomic as atomic
+import psp_lite.store.codec as codec
+from psp_lite.store.archive import Archive, ArchiveError
 from psp_lite.training.config import RunConfig
 from psp_lite.training.history import RunHistory
 
 #: Layout of an entry (the JSON fields and the weight arrays); bump when it changes.
-FORMAT = 2
+#: 3: one codec with packs; diverged runs are stored.
+FORMAT = 3
 #: What training computes. Bump by hand whenever a change to psp_lite's training or evaluation
 #: code can change a run's numbers: every older entry is then recomputed instead of reused.
 #: 2: evaluation outside the PSP block, fused PSP as a loss term (issue 9).
 TRAINING_VERSION = 2
-#: `.tmp-*` files older than this (seconds) are left by interrupted writes and are removed.
-STALE_TMP_SECONDS = 15 * 60
-
-#: RunHistory's fields stored as JSON and how each is checked on load ("per-epoch": one number
-#: per epoch; "per-layer": layer name -> one number per epoch; "text": a string; "finished":
-#: None, since only runs that did not diverge are stored).
-FIELDS = {
-    "train_loss": "per-epoch", "test_loss": "per-epoch", "test_error": "per-epoch",
-    "z2": "per-epoch", "seconds": "per-epoch", "z2_layers": "per-layer", "device": "text",
-    "data_note": "text", "diverged_at": "finished",
-}
+#: The `meta` JSON is at most this many characters (a 150-epoch ResNet-18 run needs ~0.1 M).
+MAX_META_CHARS = 4_000_000
+STALE_TMP_SECONDS = atomic.STALE_TMP_SECONDS
+HINT = "set $PSP_LITE_CACHE to a writable folder (or pass use_cache=False) to keep finished runs"
 
 
-class CacheNotWritableError(OSError):
+class CacheNotWritableError(atomic.StoreWriteError):
     """The run cache folder cannot be written (reported before any training starts)."""
+
+    template = "the run cache folder {path} is not writable ({why})"
+
+
+class CacheWriteError(atomic.StoreWriteError):
+    """A finished run could not be written to its cache entry (e.g. a full disk)."""
 
 
 class CorruptEntry(ValueError):
@@ -78,94 +81,52 @@ def path_for(config: RunConfig, fingerprint: Mapping[str, Any]) -> Path:
 
 
 def remove_stale_tmp(folder: Path | None = None, older_than: float = STALE_TMP_SECONDS) -> int:
-    """Delete `.tmp-*` files left in `folder` by interrupted writes; return how many.
-
-    Only files older than `older_than` seconds are touched, so a write in progress in another
-    process keeps its file.
-    """
-    folder = cache_dir() if folder is None else folder
-    removed = 0
-    now = time.time()
-    for tmp in folder.glob(".tmp-*"):
-        try:
-            if now - tmp.stat().st_mtime > older_than:
-                tmp.unlink()
-                removed += 1
-        except OSError:
-            continue  # gone already, or not ours to delete
-    return removed
+    """Delete `.tmp-*` files left in `folder` by interrupted writes; return how many (only
+    files older than `older_than` seconds: a write in progress elsewhere keeps its file)."""
+    return atomic.remove_stale_tmp(cache_dir() if folder is None else folder, older_than)
 
 
 def check_writable(folder: Path | None = None) -> Path:
     """Make sure runs can be saved into `folder` (default: `cache_dir()`), before training;
     raise CacheNotWritableError naming the folder and `$PSP_LITE_CACHE` otherwise."""
-    folder = cache_dir() if folder is None else folder
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".tmp-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as error:
-        raise CacheNotWritableError(
-            f"the run cache folder {folder} is not writable ({error.strerror or error}); set "
-            "$PSP_LITE_CACHE to a writable folder, or pass use_cache=False, so that finished "
-            "runs are not lost.") from error
-    remove_stale_tmp(folder)
-    return folder
+    return atomic.check_writable(cache_dir() if folder is None else folder,
+                                 CacheNotWritableError, HINT)
 
 
 def save(history: RunHistory, fingerprint: Mapping[str, Any]) -> Path:
-    """Write `history`, trained on data with `fingerprint`, atomically; return its path."""
-    if history.diverged_at is not None:
-        raise ValueError(f"{history.config.label} diverged in epoch {history.diverged_at}; only "
-                         "finished runs are cached.")
+    """Write `history` (finished or diverged), trained on data with `fingerprint`, atomically;
+    return its path. CacheWriteError (an OSError) names the entry when it cannot be written."""
     path = path_for(history.config, fingerprint)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "training": TRAINING_VERSION, "data": dict(fingerprint),
-            "config": history.config.to_dict(),
-            **{name: getattr(history, name) for name in FIELDS}}
-    arrays = {f"w:{epoch}:{name}": w
+            "config": codec.config_to_json(history.config), "history": codec.encode(history)}
+    arrays = {f"w:{epoch}:{name}": np.asarray(w, dtype=codec.WEIGHT_DTYPE)
               for epoch, ws in history.weights.items() for name, w in ws.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_atomic(path, lambda f: np.savez(f, meta=np.array(json.dumps(meta)),
+                                                     **arrays))
+    except OSError as error:
+        raise CacheWriteError(path, error, HINT) from error
     remove_stale_tmp(path.parent)
     return path
 
 
-def _numbers(name: str, values: Any, n: int) -> list[float]:
-    if not isinstance(values, list) or len(values) != n:
-        got = f"{len(values)} values" if isinstance(values, list) else type(values).__name__
-        raise CorruptEntry(f"{name} should hold {n} numbers (one per epoch), got {got}")
-    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
-        raise CorruptEntry(f"{name} holds a value that is not a number")
-    return [float(v) for v in values]
+def _meta(archive: Archive) -> Any:
+    header = archive.headers.get("meta")
+    if header is None or header.dtype.kind != "U" or header.shape != ():
+        raise CorruptEntry("its metadata array is missing or not text")
+    if header.dtype.itemsize // 4 > MAX_META_CHARS:
+        raise CorruptEntry(f"its metadata claims {header.dtype.itemsize // 4} characters, more "
+                           f"than {MAX_META_CHARS}")
+    try:
+        return json.loads(str(archive.read("meta")))
+    except json.JSONDecodeError as error:
+        raise CorruptEntry(f"its metadata is not JSON ({error})") from None
 
 
-def _weights(files: dict[str, np.ndarray], epochs: set[int]) -> dict[int, dict[str, np.ndarray]]:
-    weights: dict[int, dict[str, np.ndarray]] = {}
-    for name, array in files.items():
-        _, epoch, param = name.split(":", 2)
-        if not epoch.isdigit() or array.ndim != 1 or array.dtype.kind != "f":
-            raise CorruptEntry(f"weight array {name!r} is ill-formed ({array.dtype}, "
-                               f"{array.ndim}-D)")
-        weights.setdefault(int(epoch), {})[param] = array
-    if set(weights) != epochs:
-        raise CorruptEntry(f"weights kept at epochs {sorted(weights)}, expected {sorted(epochs)}")
-    names = {frozenset(ws) for ws in weights.values()}
-    if len(names) > 1:
-        raise CorruptEntry("the weight snapshots do not all hold the same parameters")
-    return weights
-
-
-def _history(meta: Any, files: dict[str, np.ndarray], config: RunConfig,
-             fingerprint: Mapping[str, Any]) -> RunHistory:
-    """The checked RunHistory of an entry's JSON `meta` and weight arrays, or CorruptEntry."""
+def _read(archive: Archive, config: RunConfig, fingerprint: Mapping[str, Any]) -> RunHistory:
+    """The checked history of an open entry: metadata first, weight headers next, arrays last."""
+    meta = _meta(archive)
     if not isinstance(meta, dict):
         raise CorruptEntry("its metadata is not a JSON object")
     if (meta.get("format"), meta.get("training")) != (FORMAT, TRAINING_VERSION):
@@ -173,46 +134,37 @@ def _history(meta: Any, files: dict[str, np.ndarray], config: RunConfig,
                            f"training {meta.get('training')})")
     if meta.get("data") != dict(fingerprint):
         raise CorruptEntry(f"it was trained on other data ({meta.get('data')})")
-    if not isinstance(meta.get("config"), dict) or RunConfig.from_dict(meta["config"]) != config:
+    if codec.config_from_json(meta.get("config")) != config:
         raise CorruptEntry("it belongs to another config")
-    missing = [name for name in FIELDS if name not in meta]
-    if missing:
-        raise CorruptEntry(f"fields {missing} are missing")
-    n = config.epochs  # a stored run is a finished run: one value per epoch
-    values: dict[str, Any] = {}
-    for name, kind in FIELDS.items():
-        value = meta[name]
-        if kind == "per-epoch":
-            values[name] = _numbers(name, value, n)
-        elif kind == "per-layer":
-            if not isinstance(value, dict) or not value:
-                raise CorruptEntry(f"{name} should map layer names to per-epoch numbers")
-            values[name] = {str(k): _numbers(f"{name}[{k!r}]", v, n) for k, v in value.items()}
-        elif kind == "finished":
-            if value is not None:
-                raise CorruptEntry(f"{name} should be null for a stored run, got {value!r}")
-            values[name] = None
-        elif not isinstance(value, str):
-            raise CorruptEntry(f"{name} should be text, got {type(value).__name__}")
-        else:
-            values[name] = value
-    keep = {e if e > 0 else n + 1 + e for e in config.snapshot_epochs} | {n}
-    return RunHistory(config=config, weights=_weights(files, keep), **values)
+    history = codec.decode(meta.get("history"), config)
+    found = {}
+    for name, header in archive.headers.items():
+        if name == "meta":
+            continue
+        _, epoch, param = (name.split(":", 2) + ["", ""])[:3]
+        if not name.startswith("w:") or not epoch.isdigit() or not param:
+            raise CorruptEntry(f"array {name!r} is not a weight snapshot 'w:EPOCH:PARAMETER'")
+        found[(int(epoch), param)] = header
+    n = len(history.test_error)
+    codec.check_weight_headers(found, config, codec.snapshot_epochs_run(config, n),
+                               every_epoch=True)
+    for epoch, param in found:
+        array = codec.check_weight_values(param, archive.read(f"w:{epoch}:{param}"))
+        history.weights.setdefault(epoch, {})[param] = array
+    return history
 
 
 def load(config: RunConfig, fingerprint: Mapping[str, Any]) -> RunHistory | None:
-    """The cached history of `config` trained on data with `fingerprint`, or None (also, with
-    a warning, for an unreadable or ill-formed entry, which is then recomputed)."""
+    """The cached history of `config` trained on data with `fingerprint` (finished or diverged),
+    or None: also, with a warning, for an unreadable or ill-formed entry, which is recomputed.
+    Anything else (a bug) propagates."""
     path = path_for(config, fingerprint)
     if not path.exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as f:
-            meta = json.loads(str(f["meta"]))
-            files = {name: f[name] for name in f.files if name.startswith("w:")}
-        return _history(meta, files, config, fingerprint)
-    except Exception as error:  # noqa: BLE001 - any unreadable entry is a cache miss
+        with Archive(path) as archive:
+            return _read(archive, config, fingerprint)
+    except (OSError, ArchiveError, CorruptEntry, codec.InvalidRecord) as error:
         warnings.warn(f"cache entry {path} is unreadable or ill-formed ({error}); recomputing "
                       "it.", stacklevel=2)
         return None
-

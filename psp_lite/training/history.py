@@ -1,5 +1,13 @@
-"""What a training run leaves: its per-epoch history, the error that ends a diverging run, and
-groups of histories (per regularizer, or a lambda sweep's grid) as the report side reads them."""
+"""What a training run leaves: its per-epoch history, and groups of histories (per regularizer,
+or a lambda sweep's grid) as the report side reads them.
+
+Divergence, in one place (issue 17): a run whose loss became NaN/inf is a `RunHistory` with
+`diverged_at` set to that epoch, holding the epochs before it. It is stored in the run cache and
+in packs like any other history (a resumed sweep does not retrain it), returned by `run_many`,
+`train_many` and the runners, and left out of statistics by `report.stats.finished`. Only the
+single-run calls `train` and `run` raise, `TrainingDiverged`, which carries that history and
+says what to try; `SweepResult.diverged` lists the keys of a sweep's diverged histories.
+"""
 
 from __future__ import annotations
 
@@ -51,13 +59,19 @@ class RunHistory:
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; `history` holds the epochs finished before."""
+    """Raised by `train` / `run` for a diverged run: `history` (with `diverged_at` set) holds
+    the epochs finished before; `value` is the loss seen, when known."""
 
-    def __init__(self, message: str, history: RunHistory | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, history: RunHistory, value: float | None = None) -> None:
+        if history.diverged_at is None:
+            raise ValueError("TrainingDiverged needs a history with diverged_at set.")
+        config, epoch = history.config, history.diverged_at
+        loss = "NaN/inf" if value is None else f"{value}"
+        super().__init__(
+            f"{config.label}: the training loss became {loss} in epoch {epoch}; try a smaller "
+            f"lambda (now {config.lam:g}) or learning rate (now {config.lr:g}). The {epoch - 1} "
+            "epochs before are kept in this error's history.")
         self.history = history
-
-
 
 
 Groups = dict[str, list[RunHistory]]  # a group (e.g. a regularizer) -> one history per seed
@@ -83,8 +97,8 @@ class SweepResult:
     """The runs of one sweep, keyed by (regularizer, lambda)."""
 
     base: RunConfig  # the shared protocol (regularizer "none")
-    runs: dict[Key, RunHistory] = field(default_factory=dict)
-    diverged: list[Key] = field(default_factory=list)
+    runs: dict[Key, RunHistory] = field(default_factory=dict)  # the runs that finished
+    diverged: list[Key] = field(default_factory=list)  # keys of histories with diverged_at set
 
     def lambdas(self, regularizer: str) -> list[float]:
         """The swept lambdas of `regularizer`, ascending (0.0 for "none")."""

@@ -128,12 +128,9 @@ def rebuild(history: RunHistory, epoch: int | None = None) -> nn.Module:
 
 
 def _diverged(history: RunHistory, epoch: int, value: float) -> TrainingDiverged:
-    config = history.config
+    """Mark `history` diverged at `epoch` (the one representation) and the error carrying it."""
     history.diverged_at = epoch
-    return TrainingDiverged(
-        f"{config.label}: the training loss became {value} in epoch {epoch}; try a smaller "
-        f"lambda (now {config.lam:g}) or learning rate (now {config.lr:g}). The {epoch - 1} "
-        "epochs before are kept in this error's history.", history)
+    return TrainingDiverged(history, value)
 
 
 def train(config: RunConfig, data: TensorData | None = None, *, data_dir: str | Path | None = None,
@@ -142,7 +139,7 @@ def train(config: RunConfig, data: TensorData | None = None, *, data_dir: str | 
 
     PSP is a term of the loss (`capture` + `psp_penalty`, Eq. 7), l2 is SGD's weight decay
     (Eq. 5). The caller's random state is left as it was. A NaN/inf loss raises
-    `TrainingDiverged`, whose `history` keeps the epochs before it (marked `diverged_at`).
+    `TrainingDiverged` carrying the run's history: the epochs before, `diverged_at` set.
     """
     config = config.resolved()
     device = torch.device(config.device)
