@@ -141,6 +141,9 @@ def test_the_ray_path_checks_the_cache_is_writable_before_sending_any_run(tmp_pa
         def cluster_resources(self):
             return {"CPU": 2.0}
 
+        def nodes(self):
+            return [{"Alive": True, "Resources": {"CPU": 2.0}}]
+
         def remote(self, fn):
             return types.SimpleNamespace(options=lambda **kw: fn)
 
