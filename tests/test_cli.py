@@ -137,7 +137,7 @@ def test_several_local_runs_each_show_their_epochs(monkeypatch):
     shown = []
     def run_many(group, *, progress, **kwargs):
         shown.append(progress)
-        return group  # stands in for the histories: only the progress flag is looked at
+        return [psp_lite.training.RunHistory(config) for config in group]
 
     monkeypatch.setattr(psp_lite.runners.local, "run_many", run_many)
     configs = [psp_lite.training.RunConfig(dataset="synthetic-mnist", device="cpu", seed=s)
