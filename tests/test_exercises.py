@@ -139,9 +139,9 @@ PLANTED = {
     "01": [("prediction_1", "1", "not what the measurement says"),
            ("prediction_2", "(1 - LAM) ** (2 * STEPS)", "not what the measurement says"),
            ("prediction_3", "1", "not what the measurement says")],
-    "02": [("prediction_1", "[1, 3]", "not what the measurement says"),
-           ("prediction_2", "[1, 2, 3]", "not what the measurement says"),
-           ("prediction_3", "[2]", "not what the measurement says")],
+    "02": [("prediction_1", "[1, 2, 3]", "not what the measurement says"),
+           ("prediction_2", "[2]", "not what the measurement says"),
+           ("prediction_3", "[1, 3]", "not what the measurement says")],
     "03": [("eq15_mlp", "lambda w, b, x, lam: [(2 * dw, 2 * db) for dw, db in "
             "solution_eq15_mlp(w, b, x, lam)]", "a factor 2 too many"),
            ("prediction_2", "[1, 2, 5]", "not what the measurement says"),
