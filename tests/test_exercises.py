@@ -131,6 +131,9 @@ def test_exercise_layout(path: Path) -> None:
         assert "my_sentence" in "".join(nb.cells[i].source for i in answers)
         model = nb.cells[start].source
         assert "non-local" in model and "Eq. 14" in model and "metric of the" in model
+        core = " ".join(c.source for c in core_cells(path))  # both reasons reach the core,
+        assert "weighted by the data" in core and "(not the paper)" in core  # ours as ours
+        assert "The paper's point" in core and "not local" in core
 
 
 #: Per notebook, for each check cell in order: (variable, planted wrong answer, what the check
