@@ -131,6 +131,9 @@ def test_exercise_layout(path: Path) -> None:
         assert "my_sentence" in "".join(nb.cells[i].source for i in answers)
         model = nb.cells[start].source
         assert "non-local" in model and "Eq. 14" in model and "metric of the" in model
+        core = " ".join(c.source for c in core_cells(path))  # both reasons reach the core,
+        assert "weighted by the data" in core and "(not the paper)" in core  # ours as ours
+        assert "The paper's point" in core and "not local" in core
 
 
 #: Per notebook, for each check cell in order: (variable, planted wrong answer, what the check
@@ -139,9 +142,9 @@ PLANTED = {
     "01": [("prediction_1", "1", "not what the measurement says"),
            ("prediction_2", "(1 - LAM) ** (2 * STEPS)", "not what the measurement says"),
            ("prediction_3", "1", "not what the measurement says")],
-    "02": [("prediction_1", "[1, 3]", "not what the measurement says"),
-           ("prediction_2", "[1, 2, 3]", "not what the measurement says"),
-           ("prediction_3", "[2]", "not what the measurement says")],
+    "02": [("prediction_1", "[1, 2, 3]", "not what the measurement says"),
+           ("prediction_2", "[2]", "not what the measurement says"),
+           ("prediction_3", "[1, 3]", "not what the measurement says")],
     "03": [("eq15_mlp", "lambda w, b, x, lam: [(2 * dw, 2 * db) for dw, db in "
             "solution_eq15_mlp(w, b, x, lam)]", "a factor 2 too many"),
            ("prediction_2", "[1, 2, 5]", "not what the measurement says"),
@@ -275,6 +278,44 @@ def test_check_prediction_refuses_what_it_cannot_read(prediction: object, measur
 def test_check_prediction_before_an_answer(placeholder: object, shown: str) -> None:
     assert teaching.check_prediction(placeholder, 3, what="w") == \
         f"no prediction yet (w): replace {shown} with your answer, then run this cell again"
+
+
+def test_check_prediction_near_says_close_not_wrong() -> None:
+    """A rounded number within `near` is 'close', with how far off and what to give instead;
+    outside `near` it is wrong; `rel_tol` still decides what is right; old calls are unchanged."""
+    m = 0.95 ** 400
+    line = teaching.check_prediction(1.2e-9, m, what="w", rel_tol=1e-3, near=0.05)
+    assert line == ("close (w): measured 1.229e-09, predicted 1.2e-09, 2.3% off; give more "
+                    "digits, or the formula without quotes, then run this cell again")
+    assert not RIGHT.search(line) and "not what" not in line
+    assert teaching.check_prediction("1.229e-9", m, rel_tol=1e-3, near=0.05).startswith("right")
+    assert teaching.check_prediction(2.06e-9, m, rel_tol=1e-3, near=0.05).startswith(
+        "not what the measurement says: measured 1.229e-09, predicted 2.06e-09. The solution")
+    assert teaching.check_prediction(1.2e-9, m, rel_tol=1e-3).startswith("not what")
+
+
+def test_check_prediction_names_a_slip_it_is_given() -> None:
+    """`hints`: a wrong number equal to slip(measured) gets the slip's words, not the pointer to
+    the solutions; notebook 01's hints name z's factor for <z^2>'s, a right answer stays right."""
+    m = 0.95 ** 400
+    hints = ((math.sqrt, "that is z's factor; <z^2> is its square"),)
+    line = teaching.check_prediction(0.95 ** 200, m, what="w", rel_tol=1e-3, hints=hints)
+    assert line == ("not what the measurement says (w): measured 1.229e-09, predicted 3.505e-05: "
+                    "that is z's factor; <z^2> is its square; change the prediction, then run "
+                    "this cell again")
+    assert "z's factor" in teaching.check_prediction(3.5e-5, m, rel_tol=1e-3, near=0.05,
+                                                     hints=hints)  # rounded: within `near`
+    assert "z's factor" not in teaching.check_prediction(3.5e-5, m, rel_tol=1e-3, hints=hints)
+    assert teaching.check_prediction(m, m, hints=hints).startswith("right")
+    for p, words in ((0.95 ** 200, "factor on z_2 itself"), (0.95 ** 100, "one weight layer"),
+                     (0.95 ** 800, "not four")):
+        line = teaching.check_prediction(p, m, rel_tol=1e-3, near=0.05,
+                                         hints=teaching.LAYER_2_FACTOR_HINTS)
+        assert line.startswith("not what the measurement says") and words in line, line
+    assert "solution" in teaching.check_prediction(0.95 ** 300, m, rel_tol=1e-3, near=0.05,
+                                                   hints=teaching.LAYER_2_FACTOR_HINTS)
+    broken = ((lambda v: "not a number", "never shown"),)
+    assert "never shown" not in teaching.check_prediction(2, 3, hints=broken)
 
 
 def test_check_tensor() -> None:
@@ -581,10 +622,20 @@ def test_eq15_check_points_to_the_first_wrong_tensor() -> None:
         return [(dw, 2 * db) for dw, db in skeleton()(*args)]
 
     line = teaching.check_eq15_mlp(bias_doubled)
-    assert line == ("Eq. 15 for the MLP: does not match yet, and not like a mistake this check "
-                    "knows: first wrong going down: dP/db_3 on 6→7→7→7, max rel. error 1.0e+00: "
-                    "a factor 2 too many; dP/dW_3 is right, so delta_3 is: look at how dP/db_3 "
-                    "is made from it")
+    assert line == ("Eq. 15 for the MLP: does not match yet: first wrong going down: dP/db_3 on "
+                    "6→7→7→7, max rel. error 1.0e+00: a factor 2 too many; dP/dW_3 is right, so "
+                    "delta_3 is: look at how dP/db_3 is made from it (dP/db_3 is delta_3 summed "
+                    "over the batch, not averaged: Eq. 16)")
+    bias_mean = teaching.check_eq15_mlp(skeleton(grads=lambda v: (v.delta.T @ v.ys[v.i],
+                                                                   v.delta.mean(0))))
+    assert "not like a mistake" not in bias_mean, bias_mean  # a diagnosis follows
+    assert "divided by the batch size B once too often" in bias_mean
+    assert "summed over the batch, not averaged" in bias_mean
+    weight_of_y = teaching.check_eq15_mlp(skeleton(grads=lambda v: (
+        v.delta.T @ torch.tanh(v.ys[v.i]), v.delta.sum(0))))
+    assert "not like a mistake this check knows" in weight_of_y  # no factor: only where
+    assert weight_of_y.endswith("look at how dP/dW_3 is made from it (dP/dW_3 = delta_3^T y_2, "
+                                "y_2 being the input layer 3 reads)"), weight_of_y
     with_nan = teaching.check_eq15_mlp(lambda *a: [(dw / 0, db) for dw, db in skeleton()(*a)])
     assert "first wrong going down: dP/dW_3 on 6→7→7→7, nan or inf in it" in with_nan
     transposed_and_off = teaching.check_eq15_mlp(
@@ -659,6 +710,11 @@ def float32(*args):
      "(5, 7); expected (7,): sum it over the batch, each example adds to it (Eq. 16)"),
     (skeleton(grads=lambda v: (v.delta.T @ v.ys[v.i], ...)), "not written yet: dP/db_1 is "
      "still ..."),
+    (skeleton(grads=lambda v: (v.delta.sum(0), v.delta.T @ v.ys[v.i])), "returns pair 1 as "
+     "(dP/db_1, dP/dW_1); expected (dP/dW_l, dP/db_l), the weights' gradient first"),
+    (skeleton(grads=lambda v: (torch.tanh(v.zs[v.i]).T @ v.delta, v.delta.sum(0))),
+     "returns dP/dW_1 of shape (7, 7); expected (7, 6): dP/dW_l = delta_l^T y_{l-1}, y_{l-1} "
+     "being the input layer l reads (here y_0, ys[0]), so it has W_l's shape"),
 ], ids=repr)
 def test_eq15_check_reports_the_wrong_structure(student, said: str) -> None:
     line = teaching.check_eq15_mlp(student)

@@ -306,7 +306,7 @@ def test_weight_decay_cases_are_exactly_the_two_conditions() -> None:
     """PSP is weight decay for a bias-free layer with C = I (centred or not) and for a layer with
     bias on centred white inputs; not with a bias on uncentred inputs, not for pixels, not with a
     second layer."""
-    cases = teaching.weight_decay_cases(1e-3, n_inputs=64)
+    cases = teaching.weight_decay_cases(1e-3, n_examples=64)
     assert cases.exact == [1, 2]
     assert all(d[0] > 1e-3 for d in cases.distances[2:])
     assert cases.distances[0][1] is None and cases.distances[4][1] is None

@@ -19,6 +19,7 @@
 """
 
 from psp_lite.teaching.decay import (
+    LAYER_2_FACTOR_HINTS,
     bias_free_relu_prediction,
     decay_two_networks,
     mean_z2_during_weight_decay,
@@ -110,7 +111,8 @@ from psp_lite.teaching.toy import (
 )
 
 __all__ = [
-    "MIN_POINTS", "NOT_YET_SHOWN", "PAPER_L2_LAMBDA", "PAPER_PSP_LAMBDA", "WEIGHT_DECAY_CASES",
+    "LAYER_2_FACTOR_HINTS", "MIN_POINTS", "NOT_YET_SHOWN", "PAPER_L2_LAMBDA", "PAPER_PSP_LAMBDA",
+    "WEIGHT_DECAY_CASES",
     "PaperSymbols",
     "WeightDecayCases", "decay_two_networks", "eq14_lines", "eq15_16_lines",
     "lambda_in_paper_units", "largest_slopes", "legend_below", "nonzero_rows", "own_term_lines",

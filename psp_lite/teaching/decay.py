@@ -83,3 +83,15 @@ def plot_mean_z2_during_decay(trajectories: Mapping[str, Mapping[str, np.ndarray
                         label="(1 - λ)^(2 l t) <z_l²>₀ (bias-free ReLU)")
     legend_below(fig, [axes[0][0]], ncol=3)
     return readable(fig)
+
+
+#: The likely slips in notebook 01's Exercise 1 (the factor on layer 2's <z^2> after `STEPS`
+#: pure decay steps), as `check_prediction` hints: each names the slip without the answer.
+LAYER_2_FACTOR_HINTS = (
+    (np.sqrt, "that is the factor on z_2 itself (and on layer 1's <z²>); <z_2²> is the mean of "
+     "z_2's square, so its factor is the square of z_2's"),
+    (lambda m: m ** 0.25, "that is one weight layer's factor over the steps; z_2 is a product "
+     "of two weight layers, and <z_2²> squares z_2"),
+    (np.square, "that is the square of layer 2's factor: z_2 passes through two weight layers, "
+     "not four"),
+)

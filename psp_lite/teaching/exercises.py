@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -51,9 +51,14 @@ def written(*answers: object) -> bool:
 NOT_YET_SHOWN = "(the measurement is shown once your prediction is written)"
 
 
+#: A slip a number check can name: (what the slip makes of the measurement, the line's words).
+Slip = tuple[Callable[[float], float], str]
+
+
 def check_prediction(prediction: object, measured: object, *, what: str = "",
                      rel_tol: float = 1e-9, choices: Sequence[str] | None = None,
-                     ordered: bool = True) -> str:
+                     ordered: bool = True, near: float | None = None,
+                     hints: Sequence[Slip] = ()) -> str:
     """One line: 'right ...' if `prediction` is what was measured, 'not what the measurement
     says ...' if it is not, 'no prediction yet ...' for the placeholder (None or ...), and for an
     answer it cannot read, 'can't read the prediction ...' with the form it expects.
@@ -62,6 +67,12 @@ def check_prediction(prediction: object, measured: object, *, what: str = "",
     float rounding), a list of numbers (element by element, in order unless `ordered=False`) or a
     word (case and spaces ignored; `choices`, if given, are the words a student may write). What
     counts as a number or a list is in `psp_lite.teaching.answers`: "3", [3] and 3.0 all read as 3.
+
+    For a number two more options. `near`: a prediction within this relative distance, though
+    not within `rel_tol`, gets 'close ...' (how far off, and to give more digits or the formula),
+    not 'not what the measurement says'. `hints`: (slip, words) pairs; a wrong prediction equal
+    to slip(measured) (within `near`, else `rel_tol`) gets the words instead of the pointer to
+    the solutions, e.g. (math.sqrt, "that is z's factor; <z^2> is its square").
     """
     about = f" ({what})" if what else ""
     if is_placeholder(prediction):
@@ -78,8 +89,26 @@ def check_prediction(prediction: object, measured: object, *, what: str = "",
     if ok:
         return f"right{about}: the measurement says {_show(expected, 4)}"
     shown_m, shown_p = _show_pair(expected, predicted)
+    if kind == "number":
+        off = abs(predicted - expected) / abs(expected) if expected else math.inf
+        if near is not None and off <= near:
+            return (f"close{about}: measured {shown_m}, predicted {shown_p}, {off:.1%} off; give "
+                    "more digits, or the formula without quotes, then run this cell again")
+        tol = near if near is not None else rel_tol
+        for slip, words in hints:
+            if _near_value(predicted, slip(expected), tol):
+                return (f"not what the measurement says{about}: measured {shown_m}, predicted "
+                        f"{shown_p}: {words}; change the prediction, then run this cell again")
     return (f"not what the measurement says{about}: measured {shown_m}, predicted {shown_p}. "
             "The solution at the end of the notebook explains why.")
+
+
+def _near_value(a: float, b: float, rel_tol: float) -> bool:
+    """a and b agree within rel_tol (False where the slip gives no finite number)."""
+    try:
+        return math.isfinite(b) and math.isclose(a, b, rel_tol=rel_tol, abs_tol=0.0)
+    except TypeError:  # a slip that returns something other than a real number
+        return False
 
 
 def _read_and_compare(prediction: object, measured: object, kind: str, rel_tol: float,
@@ -294,7 +323,10 @@ def _diagnosis(ran: list[Run], failed: list[Run], student_fn: Eq15Function,
     if found is not None and failed:  # right wherever it ran
         return Eq15Check(f"{head}: right on {_names(ran)}, but {failure}",
                          mistakes=[failed[0].kind], max_rel_error=worst)
-    line = f"{head}, and not like a mistake this check knows: {_first_wrong(ran, hint=True)}"
+    first = _first_wrong(ran, hint=True)
+    # a factor named on the first wrong tensor is a diagnosis: no "not like a mistake" before it
+    line = f"{head}: {first}" if _first_factor(ran) else \
+        f"{head}, and not like a mistake this check knows: {first}"
     if len(ran) > 1 and not any(e > TOL for _, e in _errors(ran[0])):
         line += (f"; it is right on {ran[0].case.name} but not on {_names(ran[1:])}, whose "
                  "widths all differ: does every size come from layer l's own tensors?")
@@ -326,8 +358,11 @@ def _first_wrong(runs: Sequence[Run], *, hint: bool = False) -> str:
         line += _factor_hint([answer], [reference], _factors(run.case))
         other = f"dP/d{'bW'[kind]}_{i + 1}"
         if errors[other] <= TOL:
+            made = (f"dP/dW_{i + 1} = delta_{i + 1}^T y_{i}, y_{i} being the input layer {i + 1} "
+                    "reads" if kind == 0 else
+                    f"dP/db_{i + 1} is delta_{i + 1} summed over the batch, not averaged: Eq. 16")
             return line + f"; {other} is right, so delta_{i + 1} is: look at how {name} is " \
-                "made from it"
+                f"made from it ({made})"
         if i == len(run.grads) - 1:
             return line + f"; look at delta_{i + 1}, the top layer's own term c_{i + 1} z_{i + 1}"
         return line + (f"; the layers above match, so look at the step that makes "
@@ -335,6 +370,18 @@ def _first_wrong(runs: Sequence[Run], *, hint: bool = False) -> str:
                        f"what delta_{i + 2} sends back (compare with notebook 02's Eq. 14, case "
                        "p > l)")
     return "every tensor right"
+
+
+def _first_factor(runs: Sequence[Run]) -> bool:
+    """True if the first wrong tensor is a constant multiple (not 1 + rounding) of autograd's:
+    `_first_wrong` then names a factor, a diagnosis."""
+    for run in runs:
+        wrong = [name for name, err in _errors(run) if err > TOL]
+        if wrong:
+            i, kind = int(wrong[0].rsplit("_", 1)[1]) - 1, "Wb".index(wrong[0][4])
+            s = _scale([run.grads[i][kind]], [eq15_by_autograd(run.case)[i][kind]])
+            return s is not None and not math.isclose(s, 1.0, rel_tol=1e-6)
+    return False
 
 
 def _errors(run: Run) -> list[tuple[str, float]]:

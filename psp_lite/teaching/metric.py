@@ -73,15 +73,15 @@ def local_psp_gradient_vs_weight_decay(weight: Tensor, bias: Tensor | None, y: T
     return rel, cos, scale
 
 
-def penalty_on_input_kinds(n_inputs: int, seed: int = 1) -> str:
+def penalty_on_input_kinds(n_examples: int, seed: int = 1) -> str:
     """One layer (16 -> 8, with bias) on three kinds of inputs, one line per kind: its PSP
     penalty P (Eq. 7 for this layer, batch mean, lambda = 1), the trace formula's agreement
     with it, and P / R_l2, the ratio to the same layer's Eq. 3 penalty 1/2 (|W|^2 + |b|^2)."""
     gen = torch.Generator().manual_seed(seed)
     w = torch.randn(8, 16, dtype=torch.float64, generator=gen) / 4
     b = torch.randn(8, dtype=torch.float64, generator=gen) / 4
-    gauss = torch.randn(n_inputs, 16, dtype=torch.float64, generator=gen)
-    inputs = {"pixel-like, uniform in [0, 1]": torch.rand(n_inputs, 16, dtype=torch.float64,
+    gauss = torch.randn(n_examples, 16, dtype=torch.float64, generator=gen)
+    inputs = {"pixel-like, uniform in [0, 1]": torch.rand(n_examples, 16, dtype=torch.float64,
                                                            generator=gen),
               "Gaussian": gauss,
               "centred and white (C = I, mu = 0)": centre_and_whiten(gauss)}
@@ -95,13 +95,13 @@ def penalty_on_input_kinds(n_inputs: int, seed: int = 1) -> str:
     return "\n".join(lines)
 
 
-def zero_gradient_columns(n_inputs: int, silent: int = 3, seed: int = 1) -> list[int]:
+def zero_gradient_columns(n_examples: int, silent: int = 3, seed: int = 1) -> list[int]:
     """Columns (from 1) of one layer's PSP weight gradient W C + b mu^T that are exactly zero,
     for Gaussian inputs whose input number `silent` (from 1) is always 0."""
     gen = torch.Generator().manual_seed(seed)
     w = (torch.randn(8, 16, dtype=torch.float64, generator=gen) / 4).requires_grad_(True)
     b = torch.randn(8, dtype=torch.float64, generator=gen) / 4
-    y = torch.randn(n_inputs, 16, dtype=torch.float64, generator=gen)
+    y = torch.randn(n_examples, 16, dtype=torch.float64, generator=gen)
     y[:, silent - 1] = 0
     grad = torch.autograd.grad(layer_psp_penalty_direct(w, b, y), w)[0]
     return [c + 1 for c in range(grad.shape[1]) if grad[:, c].abs().max() == 0]
@@ -139,7 +139,7 @@ class WeightDecayCases:
         return "\n".join(out)
 
 
-def weight_decay_cases(lam: float, n_inputs: int, seed: int = 1) -> WeightDecayCases:
+def weight_decay_cases(lam: float, n_examples: int, seed: int = 1) -> WeightDecayCases:
     """Measure every case of WEIGHT_DECAY_CASES with `psp_lite.analytic`'s hand-derived PSP
     gradients (Eq. 7 literal, batch mean) on float64 inputs made exactly white where stated."""
     with torch.random.fork_rng(devices=[]):  # the caller's global random state is kept
@@ -149,8 +149,8 @@ def weight_decay_cases(lam: float, n_inputs: int, seed: int = 1) -> WeightDecayC
 
 def _weight_decay_cases(lam: float, n_inputs: int, gen: torch.Generator) -> WeightDecayCases:
     first = nn.Linear(16, 8).double()
-    gauss = torch.randn(n_inputs, 16, dtype=torch.float64, generator=gen)
-    pixels = torch.rand(n_inputs, 16, dtype=torch.float64, generator=gen)
+    gauss = torch.randn(n_examples, 16, dtype=torch.float64, generator=gen)
+    pixels = torch.rand(n_examples, 16, dtype=torch.float64, generator=gen)
     white_not_centred = whiten(pixels)           # C = I exactly, mean far from 0
     white = centre_and_whiten(gauss)             # C = I, mu = 0 exactly
 

@@ -86,7 +86,8 @@ def plot_z_over_activations(dists: Mapping[tuple[str, float], ZDistribution], la
                             baseline: float | None = 0.0, fig: Figure | None = None) -> Figure:
     """One panel per activation: phi, phi' and the trained layer's z histogram at weight decay
     `lam` (filled), with the `baseline` weight decay's histogram as an outline. Each histogram
-    is scaled to its own peak, so a wide one is not drawn flat beside a narrow one."""
+    is scaled to its own peak, so a wide one is not drawn flat beside a narrow one, and drawn
+    over the lines (translucent), so the z = 0 line and phi' never hide its tallest bar."""
     acts = list(dict.fromkeys(a for a, _ in dists))
     fig = fig or plt.figure(figsize=(3.0 * len(acts), 3.9))
     fig.clear()
@@ -110,8 +111,7 @@ def plot_z_over_activations(dists: Mapping[tuple[str, float], ZDistribution], la
         hist_ax.set_yticks([])
         ax.plot(grid, phi, color="tab:blue", lw=2, label="φ(z)")
         ax.plot(grid, dphi, color="tab:green", lw=2, ls="--", label="φ'(z)")
-        ax.set_zorder(hist_ax.get_zorder() + 1)
-        ax.patch.set_visible(False)
+        # the histograms' axes (a twin, transparent) stay on top: no line hides a bar
         ax.set(xlabel="z", xlim=(-4, 4), ylim=(-1.1, 1.1) if act == "tanh" else (-0.1, 1.1),
                title=f"{act}\n<φ'(z)> = {d.mean_slope:.2f}, test acc {d.test_accuracy:.0%}")
         ax.axvline(0, color="k", lw=0.5)

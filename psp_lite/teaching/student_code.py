@@ -98,16 +98,28 @@ def _read_return(out: object, case: Eq15Case) -> Gradients:
         raise BadReturn("returns the pairs top layer first; expected layer 1 first")
     grads = []
     for layer, (pair, w) in enumerate(zip(out, case.weights, strict=True), start=1):
-        dw = _read_tensor(f"dP/dW_{layer}", pair[0], [tuple(w.shape), tuple(w.T.shape)])
+        if _shape(pair[0]) == (w.shape[0],) and _shape(pair[1]) in (tuple(w.shape),
+                                                                   tuple(w.T.shape)):
+            raise BadReturn(f"returns pair {layer} as (dP/db_{layer}, dP/dW_{layer}); expected "
+                            "(dP/dW_l, dP/db_l), the weights' gradient first")
+        dw = _read_tensor(f"dP/dW_{layer}", pair[0], [tuple(w.shape), tuple(w.T.shape)],
+                          why=f": dP/dW_l = delta_l^T y_{{l-1}}, y_{{l-1}} being the input layer "
+                          f"l reads (here y_{layer - 1}, ys[{layer - 1}]), so it has W_l's shape")
         db = _read_tensor(f"dP/db_{layer}", pair[1], [(w.shape[0],)],
                           batch_shape=(len(case.x), w.shape[0]))
         grads.append((dw, db))
     return grads
 
 
+def _shape(value: object) -> tuple[int, ...] | None:
+    shape = getattr(value, "shape", None)
+    return None if shape is None else tuple(shape)
+
+
 def _read_tensor(name: str, value: object, shapes: list[tuple[int, ...]],
-                 batch_shape: tuple[int, ...] | None = None) -> Tensor:
-    """One returned tensor, checked for type, dtype and shape (one of `shapes`)."""
+                 batch_shape: tuple[int, ...] | None = None, why: str = "") -> Tensor:
+    """One returned tensor, checked for type, dtype and shape (one of `shapes`); `why` follows
+    a wrong shape (unless it is the batch shape, which has its own words)."""
     if value is Ellipsis:
         raise BadReturn(f"not written yet: {name} is still ...")
     if not isinstance(value, Tensor):
@@ -118,7 +130,7 @@ def _read_tensor(name: str, value: object, shapes: list[tuple[int, ...]],
                          "inputs' dtype")
     if tuple(value.shape) not in shapes:
         why = (": sum it over the batch, each example adds to it (Eq. 16)"
-               if tuple(value.shape) == batch_shape else "")
+               if tuple(value.shape) == batch_shape else why)
         raise BadReturn(f"returns {name} of shape {tuple(value.shape)}; expected "
                          f"{shapes[0]}{why}")
     return value.detach().cpu()
