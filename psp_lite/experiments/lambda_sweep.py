@@ -40,6 +40,19 @@ DEFAULT_EPOCHS = 5
 DEFAULT_TRAIN_SUBSET = 10000
 DEFAULT_TEST_SUBSET = 2000
 
+#: Notebook 08's class protocol: every (regularizer, lambda) over CLASS_SEEDS seeds, so the
+#: lambda curve has a band over seeds, on a grid coarse enough to stay affordable on a laptop
+#: CPU. Each regularizer's grid runs from its paper value to where it stops the network
+#: learning (PSP's lambda is in the reference normalization, a mean of z^2 over layers, so its
+#: scale is not l2's). CLASS_EPOCHS is long enough for a large lambda to move the weights away
+#: from their initial distribution.
+CLASS_PSP_LAMBDAS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
+CLASS_L2_LAMBDAS: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1)
+CLASS_SEEDS = 3
+CLASS_EPOCHS = 10
+CLASS_TRAIN_SUBSET = 2000
+CLASS_TEST_SUBSET = 2000
+
 def _diverged_marker(config: RunConfig, data: TensorData) -> Path:
     return cache.cache_dir() / f"diverged-{cache.key(config, data.fingerprint)}.json"
 
@@ -95,6 +108,7 @@ def sweep(
     data_dir: str | Path | None = None,
     progress: bool = True,
     runner: str | Runner = "local",
+    seeds: int = 1,
     **grid,
 ) -> SweepResult:
     """Train (or load from the cache) LeNet5 over the lambda grid; one progress bar for all runs.
@@ -103,10 +117,20 @@ def sweep(
     `runner` is "local", "ray" or a `psp_lite.runners.spec.Runner` (a Ray cluster's address, per-run
     GPUs and CPUs).
 
+    `seeds`: every (regularizer, lambda) is trained for seeds `seed`, `seed + 1`, ...,
+    `seed + seeds - 1`, each its own cached run; the whole grid of the first seed comes first,
+    so an interrupted sweep has one complete curve soonest. Only the first seed keeps weight
+    snapshots (the explorer's histograms show one network), which keeps the cache small.
+
     A run that diverges is recorded in `result.diverged` (and remembered in the cache) instead of
     stopping the sweep. Interrupting loses only the runs in progress; call again to resume.
     """
-    configs = resolve(sweep_configs(dataset, psp_lambdas, l2_lambdas, **grid), runner)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be a positive integer, got {seeds!r}.")
+    first_seed = grid.pop("seed", 0)
+    later = {**grid, "snapshot_epochs": ()}
+    configs = resolve([c for i in range(seeds) for c in sweep_configs(
+        dataset, psp_lambdas, l2_lambdas, seed=first_seed + i, **(later if i else grid))], runner)
     result = SweepResult(base=dataclasses.replace(configs[0], regularizer="none", lam=0.0))
     base = result.base
     data = load_dataset(dataset, data_dir, device="cpu", train_subset=base.train_subset,
@@ -124,9 +148,11 @@ def sweep(
         key = (config.regularizer, config.lam)
         outcome = outcomes.get(config)
         if isinstance(outcome, RunHistory):
-            result.runs[key] = outcome
+            if config.seed == first_seed or key in result.runs:
+                result.add(outcome)
         elif outcome is None or outcome.diverged:
-            result.diverged.append(key)
+            if key not in result.diverged:
+                result.diverged.append(key)
         else:
             raise outcome.error
     return result
@@ -134,16 +160,24 @@ def sweep(
 
 def train_one(result: SweepResult, regularizer: str, lam: float, *,
               data_dir: str | Path | None = None, progress: bool = True,
-              runner: str | Runner = "local") -> RunHistory:
-    """Train (or load) one more lambda under the sweep's protocol and add it to `result`."""
+              runner: str | Runner = "local", seeds: int | None = None) -> RunHistory:
+    """Train (or load) one more lambda under the sweep's protocol and add it to `result`, for
+    the sweep's seeds (or the first `seeds` of them), so its point on the lambda curve is the
+    same statistic as the others'; returns the first seed's run."""
     if regularizer not in WITH_LAMBDA:
         raise ValueError(f"regularizer must be 'psp' or 'l2', got {regularizer!r}.")
     check_lambda(lam)
     if not (lam > 0 and math.isfinite(lam)):
         raise ValueError(f"lambda must be > 0, got {lam!r}.")
-    config = result.config_for(regularizer, lam)
-    (history,) = histories_or_raise(run_configs([config], runner=runner, data_dir=data_dir,
-                                                progress=progress))
-    result.add(history)
-    return history
+    sweep_seeds = sorted({h.config.seed for hs in result.seed_runs.values() for h in hs}
+                         | {result.base.seed})
+    chosen = sweep_seeds[:seeds] if seeds else sweep_seeds
+    configs = [result.config_for(regularizer, lam, s) if s == result.base.seed else
+               dataclasses.replace(result.config_for(regularizer, lam, s), snapshot_epochs=())
+               for s in chosen]
+    histories = histories_or_raise(run_configs(configs, runner=runner, data_dir=data_dir,
+                                               progress=progress))
+    for history in histories:
+        result.add(history)
+    return histories[0]
 
