@@ -305,3 +305,64 @@ def test_notebook_sliders_set_from_the_kernel_redraw(tmp_path, monkeypatch):
     assert report["image"] != report["before"]["image"]
     assert report["image_sha"] == report["shas"][1]  # the widget shows the last drawing
     assert report["readout"] == format_lambda(report["new_lam"])
+
+
+# ----------------------------------------------------------------------------- the class activity
+
+
+def _with(result: SweepResult, changes: dict) -> SweepResult:
+    """A copy of `result` whose runs at the given keys are replaced (all seeds) by `changes`."""
+    import dataclasses
+
+    out = SweepResult(base=result.base, runs=dict(result.runs), diverged=list(result.diverged),
+                      seed_runs={k: list(v) for k, v in result.seed_runs.items()})
+    for key, fields in changes.items():
+        out.seed_runs[key] = [dataclasses.replace(h, **fields(h)) for h in out.histories(*key)]
+        out.runs[key] = out.seed_runs[key][0]
+    return out
+
+
+def test_the_learning_limit_is_where_the_error_passes_halfway_to_chance(seeded):
+    from psp_lite.explorer.activity import activity_pair, activity_reading, learning_limit
+
+    base = np.mean([h.late_error() for h in seeded.histories("none", 0.0)])
+    dead = base + 0.6 * (90 - base)
+    broken = _with(seeded, {("psp", 1e-1): lambda h: {"test_error": [dead] * 5}})
+    assert learning_limit(broken, "psp") == 1e-1
+    assert activity_pair(broken)[0] == 1e-3  # the largest PSP λ that still learns
+    broken.diverged.append(("l2", 1.0))
+    assert learning_limit(broken, "l2") == (1.0 if learning_limit(seeded, "l2") is None
+                                            else learning_limit(seeded, "l2"))
+    text = activity_reading(broken)
+    assert "PSP: stops learning at λ=0.1" in text and "diverged" in text
+    assert "<z²>" in text
+
+
+def test_the_weight_contrast_measures_a_difference_only_where_there_is_one(seeded):
+    from psp_lite.explorer.activity import contrast_table, total_variation, weight_contrast
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=5000)
+    assert total_variation(a, a) == 0.0
+    assert total_variation(a, a + 100) == pytest.approx(1.0)
+    halved = _with(seeded, {("l2", 1e-2): lambda h: {"weights": {
+        e: {n: 0.5 * w for n, w in ws.items()} for e, ws in h.weights.items()}}})
+    untouched = {r.layer: r for r in weight_contrast(seeded, 1e-3, 1e-2)}
+    for r in weight_contrast(halved, 1e-3, 1e-2):
+        assert r.std["l2"] == pytest.approx(0.5 * untouched[r.layer].std["l2"], rel=1e-6)
+        assert r.tv_l2_psp > untouched[r.layer].tv_l2_psp + 0.2
+    table = contrast_table(halved, 1e-3, 1e-2)
+    assert "| conv1 | 1 |" in table and f"| conv1 | {seeded.epochs} |" in table
+    assert "| 0.50 |" in table
+
+
+def test_without_a_pack_no_line_announces_a_pack_figure():
+    import nbformat
+
+    from psp_lite.report import sweep_beside_pack
+
+    caption, fig = sweep_beside_pack(None, None)
+    assert fig is None and caption.startswith("No results pack") and "reproduce all" in caption
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    assert not any("Your sweep (dotted)" in m for m in markdown)

@@ -188,7 +188,7 @@ def sweep_reading(result: SweepResult, *, smoke: bool) -> str:
         noise = 2 * standard_error(best, n_test)
         small = base.final_error() if base is not None else points[0][1]
         large = points[-1][1]
-        text = f"{short_name(reg)}: lowest final test error {best:.2f} % at λ={lam:g}"
+        text = f"{short_name(reg)}: lowest late-epoch test error {best:.2f} % at λ={lam:g}"
         if base is not None:
             text += (f" ({best - base.final_error():+.2f} points vs no regularization, "
                      f"{base.final_error():.2f} %)")
@@ -202,7 +202,11 @@ def sweep_reading(result: SweepResult, *, smoke: bool) -> str:
         else:
             text += "The curve is flat within the noise."
         lines.append(text)
+    seeds = result.seeds
+    spread = [np.ptp(e) for reg in WITH_LAMBDA for _, e in result.late_errors(reg) if len(e) > 1]
+    per_lambda = (f"{seeds} seeds per λ, whose late-epoch errors differ by up to "
+                  f"{max(spread):.1f} points" if spread else "one seed per λ")
     lines.append(f"Noise: two standard errors of a test error measured on {n_test} images are "
                  f"about ±{2 * standard_error(small if base else 10.0, n_test):.1f} points; "
-                 "one seed per λ.")
+                 f"{per_lambda}.")
     return "\n".join(lines)
