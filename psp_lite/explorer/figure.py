@@ -35,7 +35,7 @@ HIST_BINS = 60
 #: The picture's size in inches and its resolution. The notebook shows it at its true size
 #: (`shown_width_px`: 96 CSS px per inch), so a 9 pt label reads as 9 pt when projected.
 FIGSIZE = (11.0, 7.0)
-DPI = 110
+DPI = 100
 CSS_PX_PER_INCH = 96
 
 
