@@ -366,3 +366,22 @@ def test_without_a_pack_no_line_announces_a_pack_figure():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
     assert not any("Your sweep (dotted)" in m for m in markdown)
+
+
+def test_with_a_pack_the_caption_and_the_figure_come_together(seeded, tmp_path):
+    """A pack's 3-seed sweep under the student's: same late-epoch rule, bands for both."""
+    from psp_lite.report import sweep_beside_pack
+    from psp_lite.store.packs import Pack
+
+    manifest = {"device": "cpu", "date": "2025-01-01T00:00:00", "wall_seconds": 60.0,
+                "code_version": {"psp_lite": "0", "git": "x"}, "smoke": True}
+    pack = Pack(tmp_path, manifest, {"sweep": seeded.groups()})
+    caption, fig = sweep_beside_pack(pack, seeded)
+    assert caption.startswith("Your sweep (dotted") and "3 seed(s)" in caption
+    psp, l2 = fig.axes[:2]
+    mine = [line for line in psp.get_lines() if "your run" in line.get_label()][0]
+    theirs = [line for line in psp.get_lines() if line.get_label() == "PSP (pack)"][0]
+    expected = [np.mean(e) for _, e in seeded.late_errors("psp")]
+    np.testing.assert_allclose(mine.get_ydata(), expected)
+    np.testing.assert_allclose(theirs.get_ydata(), expected)  # the same rule for both
+    assert "l2" in l2.get_xlabel() and len(psp.collections) >= 2  # both bands
