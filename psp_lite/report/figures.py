@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -288,9 +287,8 @@ def lambda_axes(fig: Figure | None = None, spec=None) -> dict[str, Axes]:
     """One panel per regularizer ("psp" left, "l2" right), sharing the test-error axis and
     each with its own λ axis; in `fig` (a new Agg figure if None), in `spec` if given (a
     gridspec slot)."""
-    if fig is None:
-        fig = Figure(figsize=(9.0, 3.8), dpi=100)
-        FigureCanvasAgg(fig)
+    if fig is None:  # a pyplot figure, as every figure here: a notebook shows it by itself
+        fig = plt.figure(figsize=(9.0, 3.8))
     grid = spec.subgridspec(1, 2, wspace=0.08) if spec is not None else fig.add_gridspec(
         1, 2, wspace=0.08, left=0.08, right=0.98, bottom=0.3, top=0.8)
     left = fig.add_subplot(grid[0, 0])
@@ -442,7 +440,7 @@ def sweep_curves(groups: Groups, own: SweepResult | None = None,
     (the student's `SweepResult`) adds theirs dotted, by the same late-epoch rule and with its
     own band over its seeds."""
     mine = axes is None
-    axes = axes or lambda_axes(plt.figure(figsize=(9.0, 4.2)))
+    axes = axes or lambda_axes(plt.figure(figsize=(9.0, 4.2)))  # room for a 2-line title
     draw_lambda_points(axes, groups, source="pack")
     drawn = [groups]
     if own is not None:

@@ -193,5 +193,5 @@ class SweepResult:
                     cells.append(cell((r, lam)))
                 else:
                     cells.append("diverged" if (r, lam) in self.diverged else "—")
-            lines.append(f"| {lam:.2g} | " + " | ".join(cells) + " |")
+            lines.append(f"| {lam:g} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
