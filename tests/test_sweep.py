@@ -170,6 +170,35 @@ def test_train_one_adds_a_lambda_under_the_same_protocol():
         train_one(result, "dropout", 1e-3)
 
 
+def test_seeds_train_every_lambda_per_seed_through_the_cache(count_training):
+    result = sweep(**TINY, seeds=3)
+    assert len(count_training) == 3 * 4 and result.seeds == 3
+    for key in result.runs:
+        runs = result.histories(*key)
+        assert [h.config.seed for h in runs] == [0, 1, 2]
+        assert runs[0] is result.runs[key]  # the first seed is what the explorer draws
+        assert sorted(runs[0].weights) == [1, 2]  # its snapshots, for the histograms
+        assert all(h.config.snapshot_epochs == () for h in runs[1:])
+    per_seed = dict(result.late_errors("psp"))
+    assert result.final_errors("psp") == [(lam, pytest.approx(np.mean(e)))
+                                         for lam, e in per_seed.items()]
+    assert "± " in result.table() and "(3)" in result.table()
+    again = sweep(**TINY, seeds=3)  # a second call loads all 12 from the cache
+    assert len(count_training) == 12 and again.late_errors("psp") == result.late_errors("psp")
+    one = sweep(**TINY)  # one seed is the first seed of the three: nothing trained
+    assert len(count_training) == 12 and one.seeds == 1
+    with pytest.raises(ValueError, match="seeds"):
+        sweep(**TINY, seeds=0)
+
+
+def test_train_one_trains_the_sweeps_seeds(count_training):
+    result = sweep(**TINY, seeds=2)
+    before = len(count_training)
+    train_one(result, "psp", 3e-3, progress=False)
+    assert len(count_training) == before + 2
+    assert [h.config.seed for h in result.histories("psp", 3e-3)] == [0, 1]
+
+
 def test_reading_names_the_best_lambda_and_the_noise():
     result = sweep(**TINY)
     text = reading(result, smoke=True)

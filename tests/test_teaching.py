@@ -150,6 +150,26 @@ def test_first_layer_z_after_training_and_plots() -> None:
     plt.close("all")
 
 
+def test_lambda_slider_steps_are_the_trained_lambdas() -> None:
+    """Notebook 01's grid: a log slider with a fixed step read 2.7e-03 for the run titled 3.0e-03;
+    every step must be a trained lambda, labelled as the plot labels it."""
+    import numpy as np
+
+    from psp_lite.teaching.slopes import ZDistribution
+
+    lambdas = (0.0, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+    z = np.linspace(-1, 1, 50)
+    dists = {(act, lam): ZDistribution(act, lam, z, 0.5) for act in ("tanh", "relu")
+             for lam in lambdas}
+    slider = teaching.lambda_explorer(dists).children[0]
+    assert [value for _, value in slider.options] == list(lambdas[1:])
+    assert [label for label, _ in slider.options] == [f"{v:.1e}" for v in lambdas[1:]]
+    for label, value in slider.options:
+        slider.value = value
+        assert slider.label == label
+    plt.close("all")
+
+
 # ----------------------------------------------------------------- PSP in the data's metric
 
 

@@ -134,7 +134,7 @@ def test_train_button_adds_a_new_lambda_to_the_slider(own_explorer, tmp_path, mo
     assert "added λ=0.003" in c.status.value and not c.train_button.disabled
     assert len(explorer.u_lines["psp"].get_xdata()) == 4  # the λ curve gained the point
     xs, ys = (list(a) for a in explorer.u_lines["psp"].get_data())
-    assert ys[xs.index(3e-3)] == pytest.approx(result.get("psp", 3e-3).final_error())
+    assert ys[xs.index(3e-3)] == pytest.approx(result.get("psp", 3e-3).late_error())
 
     c.new_lam.value = -1.0  # a bad value: a message in the UI, no exception, nothing added
     c.train_button.click()
@@ -169,12 +169,96 @@ def test_timed_redraws_draw_every_state_of_the_tour_and_restore_the_sliders(expl
     assert hashlib.sha1(explorer.controls.image.value).hexdigest() == explorer.last.png_sha1
 
 
-def test_u_curve_draws_one_line_per_regularizer_and_the_baseline(result):
+def test_u_curve_puts_each_regularizer_on_its_own_lambda_axis(result):
     fig = u_curve(result)
-    ax = fig.axes[0]
-    assert ax.get_xscale() == "log"
-    assert [line.get_label() for line in ax.get_lines()] == [
-        LABELS["psp"], LABELS["l2"], LABELS["none"]]
+    psp, l2 = fig.axes[:2]
+    assert psp is not l2 and psp.get_xscale() == l2.get_xscale() == "log"
+    assert "PSP" in psp.get_xlabel() and "l2" in l2.get_xlabel()
+    assert [line.get_label() for line in psp.get_lines()] == [LABELS["psp"], LABELS["none"]]
+    assert [line.get_label() for line in l2.get_lines()][0] == LABELS["l2"]
+    assert list(psp.get_lines()[0].get_xdata()) == result.lambdas("psp")
+    assert list(l2.get_lines()[0].get_xdata()) == result.lambdas("l2")
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory) -> SweepResult:
+    """A 3-seed sweep: what notebook 08's lambda panels draw their band from."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PSP_LITE_CACHE", str(tmp_path_factory.mktemp("cache3")))
+    try:
+        yield sweep("synthetic-mnist", (1e-3, 1e-1), (1e-2,), epochs=5, train_subset=200,
+                    test_subset=100, device="cpu", progress=False, seeds=3)
+    finally:
+        mp.undo()
+
+
+def _band(ax) -> np.ndarray:
+    """The (x, y) vertices of the band (fill_between) on `ax` in its regularizer's colour."""
+    polys = [c for c in ax.collections if c.get_paths()]
+    assert polys, "no band drawn"
+    return polys[0].get_paths()[0].vertices
+
+
+def test_lambda_panels_show_the_mean_and_a_min_max_band_over_three_seeds(seeded):
+    explorer = ExplorerFigure(seeded)
+    explorer.png(explorer.default_state())
+    for reg in ("psp", "l2"):
+        ax = explorer.ax_u[reg]
+        per_seed = dict(seeded.late_errors(reg))
+        assert all(len(v) == 3 for v in per_seed.values())
+        line = explorer.u_lines[reg]
+        assert line.axes is ax  # each regularizer on its own lambda axis
+        np.testing.assert_allclose(line.get_ydata(), [np.mean(v) for v in per_seed.values()])
+        band = _band(ax)
+        ys = band[:, 1]
+        assert ys.min() == pytest.approx(min(min(v) for v in per_seed.values()))
+        assert ys.max() == pytest.approx(max(max(v) for v in per_seed.values()))
+    assert explorer.ax_u["psp"].get_xlabel() != explorer.ax_u["l2"].get_xlabel()
+    # the one late-epoch rule (here the mean of epochs 4-5), not the last epoch's error
+    assert seeded.late_window() == "epochs 4-5"
+    last = [np.mean([h.test_error[-1] for h in seeded.histories("psp", lam)])
+            for lam in seeded.lambdas("psp")]
+    assert not np.allclose(explorer.u_lines["psp"].get_ydata(), last)
+
+
+def test_the_error_range_is_never_tighter_than_the_noise(seeded):
+    from psp_lite.report.readings import standard_error
+
+    explorer = ExplorerFigure(seeded)
+    lo, hi = explorer.ax_u["psp"].get_ylim()
+    errors = [e for reg in ("psp", "l2", "none") for _, es in
+              ([(0, [h.late_error() for h in seeded.histories("none", 0)])] if reg == "none"
+               else seeded.late_errors(reg)) for e in es]
+    noise = 4 * standard_error(float(np.median(errors)), seeded.base.test_subset)
+    assert hi - lo >= noise - 1e-9
+    assert lo <= min(errors) and hi >= max(errors)
+
+
+def test_the_picture_is_readable_when_projected(explorer):
+    """At least 100 dpi, shown at its true size (96 CSS px per inch), every label >= 9 pt."""
+    from matplotlib.text import Text
+
+    explorer.ui(explorer.default_state())
+    png = explorer.controls.image.value
+    width, height = (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big"))
+    assert explorer.dpi >= 100
+    assert (width, height) == (round(explorer.figsize[0] * explorer.dpi),
+                               round(explorer.figsize[1] * explorer.dpi))
+    assert explorer.controls.image.layout.width == f"{round(explorer.figsize[0] * 96)}px"
+    explorer.canvas.draw()  # tick labels exist once drawn
+    texts = [t for t in explorer.figure.findobj(Text) if t.get_visible() and t.get_text()]
+    small = {t.get_text(): t.get_fontsize() for t in texts if t.get_fontsize() < 9}
+    assert len(texts) > 30 and not small, small
+
+
+def test_legends_sit_off_the_data(explorer):
+    explorer.png(explorer.default_state())
+    assert all(ax.get_legend() is None for ax in explorer.figure.axes)
+    renderer = explorer.canvas.get_renderer()
+    (legend,) = explorer.figure.legends
+    box = legend.get_window_extent(renderer)
+    for ax in explorer.figure.axes:
+        assert not box.overlaps(ax.get_window_extent(renderer)), ax.get_title()
 
 
 PROBE = """
@@ -221,3 +305,83 @@ def test_notebook_sliders_set_from_the_kernel_redraw(tmp_path, monkeypatch):
     assert report["image"] != report["before"]["image"]
     assert report["image_sha"] == report["shas"][1]  # the widget shows the last drawing
     assert report["readout"] == format_lambda(report["new_lam"])
+
+
+# ----------------------------------------------------------------------------- the class activity
+
+
+def _with(result: SweepResult, changes: dict) -> SweepResult:
+    """A copy of `result` whose runs at the given keys are replaced (all seeds) by `changes`."""
+    import dataclasses
+
+    out = SweepResult(base=result.base, runs=dict(result.runs), diverged=list(result.diverged),
+                      seed_runs={k: list(v) for k, v in result.seed_runs.items()})
+    for key, fields in changes.items():
+        out.seed_runs[key] = [dataclasses.replace(h, **fields(h)) for h in out.histories(*key)]
+        out.runs[key] = out.seed_runs[key][0]
+    return out
+
+
+def test_the_learning_limit_is_where_the_error_passes_halfway_to_chance(seeded):
+    from psp_lite.explorer.activity import activity_pair, activity_reading, learning_limit
+
+    base = np.mean([h.late_error() for h in seeded.histories("none", 0.0)])
+    dead = base + 0.6 * (90 - base)
+    broken = _with(seeded, {("psp", 1e-1): lambda h: {"test_error": [dead] * 5}})
+    assert learning_limit(broken, "psp") == 1e-1
+    assert activity_pair(broken)[0] == 1e-3  # the largest PSP λ that still learns
+    broken.diverged.append(("l2", 1.0))
+    assert learning_limit(broken, "l2") == (1.0 if learning_limit(seeded, "l2") is None
+                                            else learning_limit(seeded, "l2"))
+    text = activity_reading(broken)
+    assert "PSP: stops learning at λ=0.1" in text and "diverged" in text
+    assert "<z²>" in text
+
+
+def test_the_weight_contrast_measures_a_difference_only_where_there_is_one(seeded):
+    from psp_lite.explorer.activity import contrast_table, total_variation, weight_contrast
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=5000)
+    assert total_variation(a, a) == 0.0
+    assert total_variation(a, a + 100) == pytest.approx(1.0)
+    halved = _with(seeded, {("l2", 1e-2): lambda h: {"weights": {
+        e: {n: 0.5 * w for n, w in ws.items()} for e, ws in h.weights.items()}}})
+    untouched = {r.layer: r for r in weight_contrast(seeded, 1e-3, 1e-2)}
+    for r in weight_contrast(halved, 1e-3, 1e-2):
+        assert r.std["l2"] == pytest.approx(0.5 * untouched[r.layer].std["l2"], rel=1e-6)
+        assert r.tv_l2_psp > untouched[r.layer].tv_l2_psp + 0.2
+    table = contrast_table(halved, 1e-3, 1e-2)
+    assert "| conv1 | 1 |" in table and f"| conv1 | {seeded.epochs} |" in table
+    assert "| 0.50 |" in table
+
+
+def test_without_a_pack_no_line_announces_a_pack_figure():
+    import nbformat
+
+    from psp_lite.report import sweep_beside_pack
+
+    caption, fig = sweep_beside_pack(None, None)
+    assert fig is None and caption.startswith("No results pack") and "reproduce all" in caption
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    assert not any("Your sweep (dotted)" in m for m in markdown)
+
+
+def test_with_a_pack_the_caption_and_the_figure_come_together(seeded, tmp_path):
+    """A pack's 3-seed sweep under the student's: same late-epoch rule, bands for both."""
+    from psp_lite.report import sweep_beside_pack
+    from psp_lite.store.packs import Pack
+
+    manifest = {"device": "cpu", "date": "2025-01-01T00:00:00", "wall_seconds": 60.0,
+                "code_version": {"psp_lite": "0", "git": "x"}, "smoke": True}
+    pack = Pack(tmp_path, manifest, {"sweep": seeded.groups()})
+    caption, fig = sweep_beside_pack(pack, seeded)
+    assert caption.startswith("Your sweep (dotted") and "3 seed(s)" in caption
+    psp, l2 = fig.axes[:2]
+    mine = [line for line in psp.get_lines() if "your run" in line.get_label()][0]
+    theirs = [line for line in psp.get_lines() if line.get_label() == "PSP (pack)"][0]
+    expected = [np.mean(e) for _, e in seeded.late_errors("psp")]
+    np.testing.assert_allclose(mine.get_ydata(), expected)
+    np.testing.assert_allclose(theirs.get_ydata(), expected)  # the same rule for both
+    assert "l2" in l2.get_xlabel() and len(psp.collections) >= 2  # both bands

@@ -35,6 +35,23 @@ DEFAULT_EPOCHS = 5
 DEFAULT_TRAIN_SUBSET = 10000
 DEFAULT_TEST_SUBSET = 2000
 
+#: Notebook 08's class protocol: every (regularizer, lambda) over CLASS_SEEDS seeds, so that
+#: the lambda curve has a band over seeds, on grids coarse enough to stay affordable on a laptop
+#: CPU (30 short runs, about half the training of the 19-run default sweep above). Each grid runs
+#: from the paper's value to past the point where training breaks down: PSP's lambda multiplies
+#: a layer-mean <z^2> (the reference normalization), l2's half the squared weights, so the two
+#: scales are not comparable and the grids differ. Measured on this protocol (seed 0): l2 at 1
+#: stops the network learning (test error at chance); PSP's error climbs through 10 and 30 and
+#: at 100 the training diverges. CLASS_EPOCHS x CLASS_TRAIN_SUBSET / 100 = 160 SGD steps: enough
+#: for a large lambda to move the weights visibly away from their initial distribution.
+CLASS_PSP_LAMBDAS: tuple[float, ...] = (1e-3, 1.0, 10.0, 30.0, 100.0)
+CLASS_L2_LAMBDAS: tuple[float, ...] = (1e-4, 1e-2, 1e-1, 1.0)
+CLASS_SEEDS = 3
+CLASS_EPOCHS = 8
+CLASS_TRAIN_SUBSET = 2000
+CLASS_TEST_SUBSET = 2000
+
+
 def sweep_configs(
     dataset: str = "fashion-mnist",
     psp_lambdas: Sequence[float] = DEFAULT_LAMBDAS,
@@ -77,6 +94,7 @@ def sweep(
     progress: bool = True,
     runner: str | Runner = "local",
     on_result: OnResult | None = None,
+    seeds: int = 1,
     **grid,
 ) -> SweepResult:
     """Train (or load from the cache) LeNet5 over the lambda grid; one progress bar for all runs.
@@ -85,11 +103,21 @@ def sweep(
     `runner` is "local", "ray" or a `psp_lite.runners.spec.Runner` (a Ray cluster's address, per-run
     GPUs and CPUs); `on_result(i, outcome)` is called as each run to train ends.
 
+    `seeds`: every (regularizer, lambda) is trained for seeds `seed`, `seed + 1`, ...,
+    `seed + seeds - 1`, each its own cached run; the whole grid of the first seed comes first,
+    so an interrupted sweep has one complete curve soonest. Only the first seed keeps weight
+    snapshots (the explorer's histograms show one network), which keeps the cache small.
+
     A run that diverges is recorded in `result.diverged` instead of stopping the sweep; its
     history is cached like any other, so a resumed sweep does not retrain it. Interrupting loses
     only the runs in progress; call again to resume.
     """
-    configs = resolve(sweep_configs(dataset, psp_lambdas, l2_lambdas, **grid), runner)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be a positive integer, got {seeds!r}.")
+    first_seed = grid.pop("seed", 0)
+    later = {**grid, "snapshot_epochs": ()}
+    configs = resolve([c for i in range(seeds) for c in sweep_configs(
+        dataset, psp_lambdas, l2_lambdas, seed=first_seed + i, **(later if i else grid))], runner)
     result = SweepResult(base=dataclasses.replace(configs[0], regularizer="none", lam=0.0))
     outcomes = run_configs(configs, runner=runner, data_dir=data_dir, progress=progress,
                            on_result=on_result, desc=f"λ sweep ({dataset})")
@@ -98,24 +126,32 @@ def sweep(
         if isinstance(outcome, FailedRun):
             raise outcome.error
         if outcome.diverged_at is None:
-            result.runs[key] = outcome
-        else:
+            result.add(outcome)
+        elif key not in result.diverged:
             result.diverged.append(key)
     return result
 
 
 def train_one(result: SweepResult, regularizer: str, lam: float, *,
               data_dir: str | Path | None = None, progress: bool = True,
-              runner: str | Runner = "local") -> RunHistory:
-    """Train (or load) one more lambda under the sweep's protocol and add it to `result`."""
+              runner: str | Runner = "local", seeds: int | None = None) -> RunHistory:
+    """Train (or load) one more lambda under the sweep's protocol and add it to `result`, for
+    the sweep's seeds (or the first `seeds` of them), so its point on the lambda curve is the
+    same statistic as the others'; returns the first seed's run."""
     if regularizer not in WITH_LAMBDA:
         raise ValueError(f"regularizer must be 'psp' or 'l2', got {regularizer!r}.")
     check_lambda(lam)
     if not (lam > 0 and math.isfinite(lam)):
         raise ValueError(f"lambda must be > 0, got {lam!r}.")
-    config = result.config_for(regularizer, lam)
-    (history,) = histories_or_raise(run_configs([config], runner=runner, data_dir=data_dir,
-                                                progress=progress))
-    result.add(history)
-    return history
+    sweep_seeds = sorted({h.config.seed for hs in result.seed_runs.values() for h in hs}
+                         | {result.base.seed})
+    chosen = sweep_seeds[:seeds] if seeds else sweep_seeds
+    configs = [result.config_for(regularizer, lam, s) if s == result.base.seed else
+               dataclasses.replace(result.config_for(regularizer, lam, s), snapshot_epochs=())
+               for s in chosen]
+    histories = histories_or_raise(run_configs(configs, runner=runner, data_dir=data_dir,
+                                               progress=progress))
+    for history in histories:
+        result.add(history)
+    return histories[0]
 

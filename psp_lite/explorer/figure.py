@@ -20,10 +20,11 @@ import PIL.Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator, NullFormatter
+from matplotlib.patches import Patch
+from matplotlib.ticker import LogFormatter, MaxNLocator, NullFormatter
 
 from psp_lite.regularizers import WITH_LAMBDA, short_name
-from psp_lite.report.figures import u_curve
+from psp_lite.report.figures import draw_lambda_points, fit_error_range, lambda_axes
 from psp_lite.report.style import COLORS, LABELS
 from psp_lite.training.history import snapshot_for
 
@@ -31,6 +32,18 @@ if TYPE_CHECKING:  # the figure reads histories, it never trains
     from psp_lite.training.history import RunHistory, SweepResult
 
 HIST_BINS = 60
+#: The picture's size in inches and its resolution. The notebook shows it at its true size
+#: (`shown_width_px`: 96 CSS px per inch), so a 9 pt label reads as 9 pt when projected.
+FIGSIZE = (11.0, 7.0)
+DPI = 100
+CSS_PX_PER_INCH = 96
+
+
+class _PlainLog(LogFormatter):
+    """A log axis's labels as plain numbers to 3 digits ("0.235"), thinned as matplotlib's."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return f"{x:.3g}"
 
 
 @dataclass(frozen=True)
@@ -67,8 +80,8 @@ def lambda_labels(lams: list[float]) -> list[str]:
 class ExplorerFigure:
     """Linked plots of a sweep for one (regularizer, lambda, epoch) at a time."""
 
-    def __init__(self, result: SweepResult, *, figsize: tuple[float, float] = (13.0, 7.0),
-                 dpi: int = 72) -> None:
+    def __init__(self, result: SweepResult, *, figsize: tuple[float, float] = FIGSIZE,
+                 dpi: int = DPI) -> None:
         if result.baseline is None and not any(result.lambdas(r) for r in WITH_LAMBDA):
             raise ValueError("the sweep holds no runs; run psp_lite.experiments.sweep(...) first.")
         self.result = result
@@ -143,11 +156,10 @@ class ExplorerFigure:
         fig = Figure(figsize=self.figsize, dpi=self.dpi)
         self.canvas = FigureCanvasAgg(fig)
         self.figure = fig
-        grid = fig.add_gridspec(2, 12, height_ratios=(1.15, 1), hspace=0.5, wspace=2.2,
-                                left=0.06, right=0.99, top=0.92, bottom=0.08)
-        self.ax_err = fig.add_subplot(grid[0, 0:4])
-        self.ax_z2 = fig.add_subplot(grid[0, 4:8])
-        self.ax_u = fig.add_subplot(grid[0, 8:12])
+        grid = fig.add_gridspec(2, 12, height_ratios=(1.15, 1), hspace=0.62, wspace=2.4,
+                                left=0.065, right=0.99, top=0.89, bottom=0.17)
+        self.ax_err = fig.add_subplot(grid[0, 0:3])
+        self.ax_z2 = fig.add_subplot(grid[0, 3:6])
         self.ax_w = [fig.add_subplot(grid[1, 3 * i:3 * i + 3]) for i in range(len(self.layers))]
         epochs = np.arange(1, self.result.epochs + 1)
         self.err_lines: dict[tuple[str, float], Line2D] = {}
@@ -168,17 +180,27 @@ class ExplorerFigure:
         (self.z2_dot,) = self.ax_z2.plot([], [], "o", color="k", ms=5, zorder=5)
         self.ax_err.set(xlabel="epoch", ylabel="test error [%]")
         self.ax_err.set_title("test error vs epoch (Fig. 2a)", fontsize=10)
-        self.ax_z2.set(xlabel="epoch", ylabel="<z²>, test set", yscale="log")
+        self.ax_z2.set(xlabel="epoch", ylabel="<z²>", yscale="log")
         self.ax_z2.set_title("<z²> vs epoch (Fig. 2b)", fontsize=10)
+        # plain numbers ("0.3"), not "3×10⁻¹" (which crowds a narrow panel)
+        self.ax_z2.yaxis.set_major_formatter(_PlainLog(labelOnlyBase=False))
+        self.ax_z2.yaxis.set_minor_formatter(_PlainLog(labelOnlyBase=False))
         for ax in (self.ax_err, self.ax_z2):
             ax.grid(alpha=0.3)
             ax.set_xlim(0.8, self.result.epochs + 0.2)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        u_curve(self.result, self.ax_u)
-        self.ax_u.set_title("final test error vs λ", fontsize=10)
-        self.u_lines = {reg: line for line in self.ax_u.get_lines() for reg in WITH_LAMBDA
-                        if line.get_label() == LABELS[reg]}
-        (self.u_dot,) = self.ax_u.plot([], [], "o", ms=11, mfc="none", mec="k", mew=2, zorder=5)
+        # the lambda curve: PSP and l2 each on its own lambda axis (their units differ)
+        self.ax_u = lambda_axes(fig, grid[0, 6:12])
+        self.u_lines = draw_lambda_points(self.ax_u, self.result.groups())
+        fit_error_range(self.ax_u, [self.result.groups()])
+        for reg, ax in self.ax_u.items():
+            ax.set_title(f"{short_name(reg)}: test error vs λ", fontsize=10)
+            ax.xaxis.label.set_fontsize(9)
+        self.ax_u["psp"].set_ylabel(f"test error [%], {self.result.late_window()}")
+        self.u_dots = {reg: ax.plot([], [], "o", ms=11, mfc="none", mec="k", mew=2, zorder=5)[0]
+                       for reg, ax in self.ax_u.items()}
+        self.u_y = {key: float(np.mean([h.late_error() for h in self.result.histories(*key)]))
+                    for key in self._runs()}
         self.hist_base: list[Line2D] = []
         self.hist_run: list[Line2D] = []
         for ax, name in zip(self.ax_w, self.layers, strict=True):
@@ -195,16 +217,31 @@ class ExplorerFigure:
             ax.set(yscale="log", ylim=(bottom * 0.7, top * 1.5), xlim=(edges[0], edges[-1]),
                    xlabel=f"{name.removesuffix('.weight')} weight")
             ax.yaxis.set_minor_formatter(NullFormatter())
-            ax.tick_params(labelsize=8)
         if self.ax_w:
             self.ax_w[0].set_ylabel("density")
-        self.hist_title = fig.text(0.5, 0.445, "", ha="center", fontsize=10)
-        self.suptitle = fig.text(0.5, 0.975, "", ha="center", va="top", fontsize=12)
+        for ax in fig.axes:
+            ax.tick_params(labelsize=9)
+        self._legend()
+        self.hist_title = fig.text(0.5, 0.455, "", ha="center", fontsize=10)
+        self.suptitle = fig.text(0.5, 0.985, "", ha="center", va="top", fontsize=12)
         self.dynamic = [self.err_hl, self.z2_hl, self.err_marker, self.z2_marker, self.err_dot,
-                        self.z2_dot, self.u_dot, *self.hist_base, *self.hist_run,
+                        self.z2_dot, *self.u_dots.values(), *self.hist_base, *self.hist_run,
                         self.hist_title, self.suptitle]
         self._static_reg: str | None = None
         self._backgrounds: dict[str, Any] = {}
+
+    def _legend(self) -> None:
+        """One legend for every panel, in a strip below them: never over the data."""
+        n = self.result.seeds
+        band = f"band: min-max over {n} seeds" if n > 1 else "1 seed (no band)"
+        handles = [Line2D([], [], color=COLORS["psp"], lw=2, label=LABELS["psp"]),
+                   Line2D([], [], color=COLORS["l2"], lw=2, label=LABELS["l2"]),
+                   Line2D([], [], color=COLORS["none"], lw=1.5, ls="--", label=LABELS["none"]),
+                   Line2D([], [], color="k", lw=3, marker="o", mfc="none", ms=8,
+                          label="thick line / circle: the chosen run"),
+                   Patch(color="0.6", alpha=0.5, label=f"λ panels: mean, {band}")]
+        self.figure.legend(handles=handles, loc="lower center", ncol=5, fontsize=9,
+                           frameon=False, bbox_to_anchor=(0.5, 0.0))
 
     def _set_static(self, reg: str) -> None:
         """Static artists for `reg`: its runs (and the baseline) faded, the other's hidden."""
@@ -213,12 +250,11 @@ class ExplorerFigure:
         for k, line in [*self.err_lines.items(), *self.z2_lines.items()]:
             line.set_visible(k[0] in (reg, "none"))
         for r, line in self.u_lines.items():
-            line.set_alpha(1.0 if r == reg else 0.25)
+            if r in WITH_LAMBDA:
+                line.set_alpha(1.0 if r == reg else 0.35)
         self._fit_error_axis(reg)
-        if self.ax_w:  # the legend shows the chosen run in its regularizer's color
-            for line in self.hist_run:
-                line.set_color(COLORS[reg])
-            self.ax_w[0].legend(fontsize=7, loc="upper left")
+        for line in self.hist_run:
+            line.set_color(COLORS[reg])
         self._static_reg = reg
 
     def _background(self, reg: str) -> Any:
@@ -285,6 +321,11 @@ class ExplorerFigure:
         return data
 
     @property
+    def shown_width_px(self) -> int:
+        """The width (CSS px) at which the image widget shows the picture: its true size."""
+        return round(self.figsize[0] * CSS_PX_PER_INCH)
+
+    @property
     def last(self) -> DrawRecord | None:
         return self.draws[-1] if self.draws else None
 
@@ -304,7 +345,8 @@ class ExplorerFigure:
         self.z2_dot.set_data([e], [z2])
         # lambda 0 cannot sit on a log axis: mark the baseline at the left end instead
         u_x = state.lam or min(self.result.lambdas(reg) or [1e-5])
-        self.u_dot.set_data([u_x], [h.final_error()])
+        for r, dot in self.u_dots.items():
+            dot.set_data(([u_x], [self.u_y[key]]) if r == reg else ([], []))
         snap = snapshot_for(h.weights, e)
         base = self.result.baseline
         base_snap = snapshot_for(base.weights, e) if base is not None else None
@@ -314,8 +356,8 @@ class ExplorerFigure:
             if base_snap is not None:
                 ref.set_ydata(self.hists[(("none", 0.0), base_snap, name)])
         note = "" if snap == e else f" (the kept snapshot nearest to epoch {e})"
-        self.hist_title.set_text(f"weights per layer at epoch {snap}{note} (Fig. 3); gray: no "
-                                 "regularization")
+        self.hist_title.set_text(f"weights per layer at epoch {snap}{note} (Fig. 3), first "
+                                 "seed; gray: no regularization")
         name = short_name(reg if state.lam else "none")
         label = format_lambda(state.lam) if state.lam else "0"
         self.suptitle.set_text(f"{name}, λ = {label}, epoch {e}:  test error {err:.2f} %,  "

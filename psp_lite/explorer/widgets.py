@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from psp_lite.experiments.lambda_sweep import train_one
 from psp_lite.explorer.figure import (
+    DPI,
+    FIGSIZE,
     DrawRecord,
     ExplorerFigure,
     ExplorerState,
@@ -35,8 +37,8 @@ if TYPE_CHECKING:
 class LambdaExplorer(ExplorerFigure):
     """The explorer's figure with sliders over (regularizer, lambda, epoch) and a train button."""
 
-    def __init__(self, result: SweepResult, *, figsize: tuple[float, float] = (13.0, 7.0),
-                 dpi: int = 72, runner: str | Runner = "local") -> None:
+    def __init__(self, result: SweepResult, *, figsize: tuple[float, float] = FIGSIZE,
+                 dpi: int = DPI, runner: str | Runner = "local") -> None:
         self.runner = runner  # where "train this lambda" trains: "local", "ray" or a Runner
         self.controls: Any = None  # the ipywidgets, once ui() has built them
         self._hold = False
@@ -93,7 +95,8 @@ class LambdaExplorer(ExplorerFigure):
                                   layout=w.Layout(width="480px")),
             epoch=w.IntSlider(value=state.epoch, min=1, max=self.result.epochs,
                               description="epoch", continuous_update=True),
-            image=w.Image(format="png", layout=w.Layout(max_width="100%", height="auto")),
+            image=w.Image(format="png", layout=w.Layout(width=f"{self.shown_width_px}px",
+                                                        max_width="100%", height="auto")),
             status=w.HTML(),
             new_lam=w.FloatText(value=2e-3, description="new λ", step=1e-4,
                                 layout=w.Layout(width="200px")),

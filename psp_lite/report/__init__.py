@@ -25,6 +25,7 @@ from psp_lite.report.pack_views import (
     pack_figure,
     spread_table,
     summary_table,
+    sweep_beside_pack,
     sweep_table,
 )
 from psp_lite.report.readings import reading, spread_reading, sweep_reading, z2_reading
@@ -32,6 +33,6 @@ from psp_lite.report.stats import SummaryRow, finished, summarize, timing, to_ma
 
 __all__ = ["SummaryRow", "beside", "comparison_bars", "curves_by_model", "describe_pack",
            "finished", "pack_figure", "reading", "spread_markdown", "spread_reading",
-           "spread_table", "summarize", "summary_table", "sweep_curves", "sweep_reading",
-           "sweep_table", "test_error_curves", "timing", "to_markdown", "u_curve",
+           "spread_table", "summarize", "summary_table", "sweep_beside_pack", "sweep_curves",
+           "sweep_reading", "sweep_table", "test_error_curves", "timing", "to_markdown", "u_curve",
            "weight_histograms", "weight_spread", "write_table", "z2_curves", "z2_reading"]

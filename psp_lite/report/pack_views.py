@@ -125,6 +125,19 @@ def pack_figure(pack: Pack | None, experiment: str, own: Any = None) -> Any:
     return plots.beside(finished(groups), own, theirs_title=pack_title(pack, experiment))
 
 
+def sweep_beside_pack(pack: Pack | None, own: Any) -> tuple[str, Any]:
+    """(caption, figure) for the student's sweep `own` beside the pack's λ sweep: the caption
+    names what the figure shows, and without a pack it says so (and how to make one) and the
+    figure is None, so no line ever announces a figure that is not there."""
+    if pack is None:
+        return (f"No results pack, so your sweep is shown alone (above). To see it beside the "
+                f"full-length one: {HOW_TO}.", None)
+    caption = (f"Your sweep (dotted, {own.seeds} seed(s), {own.epochs} epochs) over the results "
+               f"pack's (solid): {_protocol(pack.results('sweep'))}. Both use the same "
+               "late-epoch rule; the bands are min-max over seeds.")
+    return caption, pack_figure(pack, "sweep", own=own)
+
+
 def spread_table(pack: Pack | None) -> str:
     """The spread of the pack's Fig. 3 weights per layer (Markdown, mean over its seeds) and
     what it shows beside the paper's description; "" without a pack."""

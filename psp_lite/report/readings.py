@@ -176,6 +176,8 @@ def sweep_reading(result: SweepResult, *, smoke: bool) -> str:
     """What the final-error-vs-lambda curves show, in words, with the noise level stated."""
     n_test = result.base.test_subset or CATALOG[result.base.dataset].sizes[1]
     base = result.baseline
+    base_error = (float(np.mean([h.late_error() for h in result.histories("none", 0.0)]))
+                  if base is not None else None)
     lines = []
     if smoke:
         lines.append("SMOKE RUN: a tiny subset and 1-2 epochs, so the numbers below only show "
@@ -186,12 +188,12 @@ def sweep_reading(result: SweepResult, *, smoke: bool) -> str:
             continue
         lam, best = min(points, key=lambda item: item[1])
         noise = 2 * standard_error(best, n_test)
-        small = base.final_error() if base is not None else points[0][1]
+        small = base_error if base is not None else points[0][1]
         large = points[-1][1]
-        text = f"{short_name(reg)}: lowest final test error {best:.2f} % at λ={lam:g}"
+        text = f"{short_name(reg)}: lowest late-epoch test error {best:.2f} % at λ={lam:g}"
         if base is not None:
-            text += (f" ({best - base.final_error():+.2f} points vs no regularization, "
-                     f"{base.final_error():.2f} %)")
+            text += (f" ({best - base_error:+.2f} points vs no regularization, "
+                     f"{base_error:.2f} %)")
         text += f"; the largest λ={points[-1][0]:g} gives {large:.2f} %. "
         if small - best > noise and large - best > noise:
             text += "Both ends are clearly worse than the middle: a U-shaped curve."
@@ -202,7 +204,11 @@ def sweep_reading(result: SweepResult, *, smoke: bool) -> str:
         else:
             text += "The curve is flat within the noise."
         lines.append(text)
+    seeds = result.seeds
+    spread = [np.ptp(e) for reg in WITH_LAMBDA for _, e in result.late_errors(reg) if len(e) > 1]
+    per_lambda = (f"{seeds} seeds per λ, whose late-epoch errors differ by up to "
+                  f"{max(spread):.1f} points" if spread else "one seed per λ")
     lines.append(f"Noise: two standard errors of a test error measured on {n_test} images are "
                  f"about ±{2 * standard_error(small if base else 10.0, n_test):.1f} points; "
-                 "one seed per λ.")
+                 f"{per_lambda}.")
     return "\n".join(lines)

@@ -144,10 +144,10 @@ def weight_decay_cases(lam: float, n_examples: int, seed: int = 1) -> WeightDeca
     gradients (Eq. 7 literal, batch mean) on float64 inputs made exactly white where stated."""
     with torch.random.fork_rng(devices=[]):  # the caller's global random state is kept
         torch.manual_seed(seed)
-        return _weight_decay_cases(lam, n_inputs, torch.Generator().manual_seed(seed))
+        return _weight_decay_cases(lam, n_examples, torch.Generator().manual_seed(seed))
 
 
-def _weight_decay_cases(lam: float, n_inputs: int, gen: torch.Generator) -> WeightDecayCases:
+def _weight_decay_cases(lam: float, n_examples: int, gen: torch.Generator) -> WeightDecayCases:
     first = nn.Linear(16, 8).double()
     gauss = torch.randn(n_examples, 16, dtype=torch.float64, generator=gen)
     pixels = torch.rand(n_examples, 16, dtype=torch.float64, generator=gen)

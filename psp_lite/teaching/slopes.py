@@ -4,7 +4,6 @@ distribution there (notebook 01's slider)."""
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -123,24 +122,23 @@ def plot_z_over_activations(dists: Mapping[tuple[str, float], ZDistribution], la
 
 
 def lambda_explorer(dists: Mapping[tuple[str, float], ZDistribution]):
-    """An ipywidgets log-slider over the precomputed weight decays, redrawing
-    `plot_z_over_activations` (snaps to the nearest precomputed lambda)."""
+    """An ipywidgets slider over the precomputed weight decays, redrawing
+    `plot_z_over_activations`. Its steps are exactly the trained lambdas (a `SelectionSlider`
+    in log order, labelled as the plot's title labels them), so the readout and the picture
+    always name the same run."""
     import ipywidgets as widgets
     from IPython.display import display
 
     lambdas = sorted({lam for _, lam in dists if lam > 0})
-    exps = np.log10(lambdas)
-    step = float(np.min(np.diff(exps))) if len(exps) > 1 else 1.0
-    slider = widgets.FloatLogSlider(value=lambdas[len(lambdas) // 2], base=10, min=exps[0],
-                                    max=exps[-1], step=step, description="λ (l2)",
-                                    readout_format=".1e", continuous_update=True)
+    slider = widgets.SelectionSlider(options=[(f"{lam:.1e}", lam) for lam in lambdas],
+                                     value=lambdas[len(lambdas) // 2], description="λ (l2)",
+                                     continuous_update=True)
     out = widgets.Output()
 
     def redraw(change=None) -> None:
-        lam = min(lambdas, key=lambda v: abs(math.log10(v) - math.log10(slider.value)))
         with out:
             out.clear_output(wait=True)
-            fig = plot_z_over_activations(dists, lam)
+            fig = plot_z_over_activations(dists, slider.value)
             plt.show()
             plt.close(fig)
 

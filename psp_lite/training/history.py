@@ -94,11 +94,18 @@ def snapshot_for(epochs_kept: Iterable[int], epoch: int) -> int:
 
 @dataclass
 class SweepResult:
-    """The runs of one sweep, keyed by (regularizer, lambda)."""
+    """The runs of one sweep, keyed by (regularizer, lambda).
 
-    base: RunConfig  # the shared protocol (regularizer "none")
-    runs: dict[Key, RunHistory] = field(default_factory=dict)  # the runs that finished
+    `runs` holds the first seed's run of each key (the explorer draws its curves and weights);
+    `seed_runs` every seed's run of each key, the first seed first (a one-seed sweep may leave
+    it empty). Every number over lambda is the late-epoch test error (`late_epochs`), the mean
+    over the seeds that finished.
+    """
+
+    base: RunConfig  # the shared protocol (regularizer "none", the first seed)
+    runs: dict[Key, RunHistory] = field(default_factory=dict)
     diverged: list[Key] = field(default_factory=list)  # keys of histories with diverged_at set
+    seed_runs: dict[Key, list[RunHistory]] = field(default_factory=dict)
 
     def lambdas(self, regularizer: str) -> list[float]:
         """The swept lambdas of `regularizer`, ascending (0.0 for "none")."""
@@ -110,6 +117,24 @@ class SweepResult:
             return self.runs[("none", 0.0)]
         return self.runs[(regularizer, float(lam))]
 
+    def histories(self, regularizer: str, lam: float) -> list[RunHistory]:
+        """Every seed's run of `regularizer` at `lam`, the first seed first."""
+        key = ("none", 0.0) if lam == 0 or regularizer == "none" else (regularizer, float(lam))
+        return self.seed_runs.get(key) or [self.runs[key]]
+
+    @property
+    def seeds(self) -> int:
+        """The most seeds any (regularizer, lambda) of the sweep has."""
+        return max((len(self.histories(*key)) for key in self.runs), default=0)
+
+    def groups(self) -> Groups:
+        """Every seed's run, grouped by regularizer ("none", "psp", "l2"): what
+        `report.stats.sweep_points` reads, for a student's sweep and a pack's alike."""
+        out: Groups = {}
+        for reg, lam in sorted(self.runs, key=lambda k: (k[0] != "none", k)):
+            out.setdefault(reg, []).extend(self.histories(reg, lam))
+        return out
+
     @property
     def baseline(self) -> RunHistory | None:
         return self.runs.get(("none", 0.0))
@@ -118,42 +143,69 @@ class SweepResult:
     def epochs(self) -> int:
         return self.base.epochs
 
+    def late_window(self) -> str:
+        """The epochs every late-epoch number averages, e.g. "epochs 7-10" (or "epoch 2")."""
+        k, n = late_epochs(self.epochs), self.epochs
+        return f"epoch {n}" if k == 1 else f"epochs {n - k + 1}-{n}"
+
+    def late_errors(self, regularizer: str) -> list[tuple[float, list[float]]]:
+        """(lambda, late-epoch test error % of each seed) for each lambda of `regularizer`."""
+        return [(lam, [h.late_error() for h in self.histories(regularizer, lam)])
+                for lam in self.lambdas(regularizer)]
+
     def final_errors(self, regularizer: str) -> list[tuple[float, float]]:
-        """(lambda, final test error %) for each swept lambda of `regularizer`."""
-        return [(lam, self.get(regularizer, lam).final_error()) for lam in
-                self.lambdas(regularizer)]
+        """(lambda, late-epoch test error %, mean over seeds) for each lambda of `regularizer`."""
+        return [(lam, float(np.mean(errors))) for lam, errors in self.late_errors(regularizer)]
 
     def best(self, regularizer: str) -> tuple[float, float]:
-        """(lambda, final test error %) of the lowest final error of `regularizer`."""
+        """(lambda, late-epoch test error %) of the lowest such error of `regularizer`."""
         return min(self.final_errors(regularizer), key=lambda item: item[1])
 
     def add(self, history: RunHistory) -> None:
-        """Add (or replace) a run, e.g. one trained later from the explorer."""
+        """Add (or replace) a run, e.g. one trained later from the explorer; a run of another
+        seed than the sweep's first joins `seed_runs` only."""
         c = history.config
-        self.runs[(c.regularizer, float(c.lam))] = history
+        key = (c.regularizer, float(c.lam))
+        if c.seed == self.base.seed or key not in self.runs:
+            self.runs[key] = history
+        seeds = [h for h in self.seed_runs.get(key, []) if h.config.seed != c.seed]
+        self.seed_runs[key] = sorted([*seeds, history],
+                                     key=lambda h: (h.config.seed != self.base.seed,
+                                                    h.config.seed))
 
-    def config_for(self, regularizer: str, lam: float) -> RunConfig:
-        """The config of a run of this sweep's protocol at (regularizer, lam)."""
+    def config_for(self, regularizer: str, lam: float, seed: int | None = None) -> RunConfig:
+        """The config of a run of this sweep's protocol at (regularizer, lam), for `seed`
+        (default: the sweep's first)."""
         if regularizer == "none":
             lam = 0.0
-        return dataclasses.replace(self.base, regularizer=regularizer, lam=float(lam))
+        changes = {} if seed is None else {"seed": seed}
+        return dataclasses.replace(self.base, regularizer=regularizer, lam=float(lam), **changes)
 
     def table(self) -> str:
-        """Final test error (%) vs lambda as a Markdown table, one column per regularizer."""
+        """Late-epoch test error (%, averaged over `late_window()`) vs lambda as a Markdown
+        table, one column per regularizer; with several seeds, mean ± std over seeds (seeds in
+        brackets)."""
         tried = {*self.runs, *self.diverged}
         regs = [r for r in WITH_LAMBDA if any(k[0] == r for k in tried)]
         lams = sorted({lam for r, lam in tried if r in regs})
         head = "| λ | " + " | ".join(f"{short_name(r)}: test error %" for r in regs) + " |"
         lines = [head, "|---" * (len(regs) + 1) + "|"]
+
+        def cell(key: Key) -> str:
+            errors = [h.late_error() for h in self.histories(*key)]
+            if len(errors) == 1:
+                return f"{errors[0]:.2f}"
+            return f"{np.mean(errors):.2f} ± {np.std(errors):.2f} ({len(errors)})"
+
         if self.baseline is not None:
-            err = f"{self.baseline.final_error():.2f}"
-            lines.append("| 0 (no regularization) | " + " | ".join([err] * len(regs)) + " |")
+            lines.append("| 0 (no regularization) | "
+                         + " | ".join([cell(("none", 0.0))] * len(regs)) + " |")
         for lam in lams:
             cells = []
             for r in regs:
                 if (r, lam) in self.runs:
-                    cells.append(f"{self.runs[(r, lam)].final_error():.2f}")
+                    cells.append(cell((r, lam)))
                 else:
                     cells.append("diverged" if (r, lam) in self.diverged else "—")
-            lines.append(f"| {lam:.2g} | " + " | ".join(cells) + " |")
+            lines.append(f"| {lam:g} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
