@@ -52,7 +52,7 @@ def plots_redraw(result: SweepResult, state: ExplorerState) -> None:
                                        kde=False),
                u_curve(result, highlight=state.regularizer)]
     for fig in figures:
-        fig.savefig(io.BytesIO(), format="png", dpi=72)
+        fig.savefig(io.BytesIO(), format="png", dpi=100)  # as the explorer shows its image
     plt.close("all")
 
 

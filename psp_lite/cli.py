@@ -410,7 +410,8 @@ def sweep_command(args: argparse.Namespace) -> list[Path]:
     result = sweep(args.dataset, psp, l2, data_dir=args.data_dir, progress=not args.no_progress,
                    runner=runner, on_result=Estimate(runs), **grid)
     table = result.table()
-    print(f"Final test error (%) after {result.epochs} epoch(s), {args.dataset}, seed {args.seed}:")
+    print(f"Test error (%), mean of {result.late_window()} of {result.epochs}, {args.dataset}, "
+          f"seed {args.seed}:")
     print(table)
     for reg in WITH_LAMBDA:
         if result.lambdas(reg):
