@@ -62,7 +62,7 @@ if IN_COLAB and importlib.util.find_spec("psp_lite") is None:
     importlib.invalidate_caches()
 
 # Imported only now: in Colab it exists only after the install above.
-from psp_lite.device import describe, pick_device
+from psp_lite.device import describe, pick_device  # noqa: E402
 
 print(f"device: {{describe(pick_device())}}")
 if IN_COLAB and pick_device().type == "cpu":
