@@ -54,11 +54,12 @@ def debian_fashion_mnist() -> Path:
                             "install them with `apt-get install dataset-fashion-mnist`")
     return DEBIAN_FASHION_MNIST
 
-Row = tuple[str, float, "int | None", str, str]  # notebook, seconds, peak bytes, outcome, retry
+#: notebook, seconds, peak bytes, outcome, retry note, 1-minute load average when it started
+Row = tuple[str, float, "int | None", str, str, "float | None"]
 
 
 def notebook_rows(terminalreporter: pytest.TerminalReporter) -> list[Row]:
-    """(notebook, seconds, peak bytes, outcome, retry note) from tests/test_notebooks.py."""
+    """One `Row` per notebook run by tests/test_notebooks.py, from its recorded properties."""
     rows = []
     for reports in terminalreporter.stats.values():
         for report in reports:
@@ -68,26 +69,41 @@ def notebook_rows(terminalreporter: pytest.TerminalReporter) -> list[Row]:
             if "notebook_seconds" in props:
                 rows.append((props["notebook"], props["notebook_seconds"],
                              props.get("notebook_peak_bytes"), report.outcome,
-                             props.get("notebook_retried", "")))
+                             props.get("notebook_retried", ""), props.get("load_average")))
     return sorted(rows)
 
 
+def machine_line() -> str:
+    """'2 CPUs, load average now 1.52 / 1.80 / 1.43 (1 / 5 / 15 min)': what the times depend on."""
+    try:
+        load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+        load = f", load average now {load} (1 / 5 / 15 min)"
+    except (AttributeError, OSError):
+        load = ""
+    return f"{os.cpu_count()} CPUs{load}"
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """After the run: one line per executed notebook, then the series total."""
+    """After the run: one line per executed notebook, then the series total and the machine.
+
+    Times are reported, never checked: they depend on what else the machine is doing."""
     rows = notebook_rows(terminalreporter)
     if not rows:
         return
     write = terminalreporter.write_line
     terminalreporter.section("notebooks in smoke mode (fresh kernel each)")
-    write(f"{'notebook':<44} {'time':>8} {'peak memory':>12}  result")
-    for name, seconds, peak, outcome, retried in rows:
+    write(f"{'notebook':<44} {'time':>8} {'load':>5} {'peak memory':>12}  result")
+    for name, seconds, peak, outcome, retried, load in rows:
         mem = "n/a" if peak is None else f"{peak / 2**20:.0f} MiB"
+        shown = "n/a" if load is None else f"{load:.1f}"
         note = f" (retried on a fresh kernel: {retried})" if retried else ""
-        write(f"{name:<44} {seconds:>6.1f} s {mem:>12}  {outcome}{note}")
-    peaks = [p for _, _, p, _, _ in rows if p is not None]
+        write(f"{name:<44} {seconds:>6.1f} s {shown:>5} {mem:>12}  {outcome}{note}")
+    peaks = [r[2] for r in rows if r[2] is not None]
     top = f"{max(peaks) / 2**20:.0f} MiB" if peaks else "n/a"
     write(f"{'total (' + str(len(rows)) + ' notebooks)':<44} {sum(r[1] for r in rows):>6.1f} s "
-          f"{top:>12}  (largest peak)")
+          f"{'':>5} {top:>12}  (largest peak)")
+    write(f"times are wall-clock, kernel start included, reported and not checked; 'load' is the "
+          f"1-minute load average as each notebook started; {machine_line()}")
 
 
 @pytest.fixture
