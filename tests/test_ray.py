@@ -228,6 +228,9 @@ class FakeCluster:
     def cluster_resources(self) -> dict:
         return {"CPU": 8.0, "GPU": float(self.gpus)} if self.gpus else {"CPU": 8.0}
 
+    def nodes(self) -> list[dict]:
+        return [{"Alive": True, "Resources": self.cluster_resources()}]
+
 
 def test_auto_device_is_resolved_on_the_driver_from_the_gpus_each_task_gets():
     auto = dataclasses.replace(BASE, device="auto")
