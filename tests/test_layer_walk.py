@@ -117,6 +117,8 @@ class FunctionalRelu(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.fc1, self.act, self.fc2 = nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)
+        with torch.no_grad():  # fc1's outputs negative, so that F.relu changes them (the trace
+            self.fc1.bias.fill_(-10.0)  # compares values: an all-positive z would pass unchanged)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(self.act(F.relu(self.fc1(x))))
