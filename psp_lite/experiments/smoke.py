@@ -20,4 +20,4 @@ def banner() -> str:
     if is_smoke():
         return ("SMOKE RUN (PSP_LITE_SMOKE=1): tiny subsets and 1-2 epochs; numbers below only "
                 "show that the code runs, not what PSP does.")
-    return "Full run (unset PSP_LITE_SMOKE): the settings of the parameters cell below."
+    return "Full run (default sizes; PSP_LITE_SMOKE=1 for a quick run)."
