@@ -152,3 +152,22 @@ def test_scripts_help_cites_no_issue_numbers():
 
     for script in (Path(__file__).parent.parent / "scripts").glob("*.py"):
         assert not re.search(r"issue \d", script.read_text(), re.IGNORECASE), script.name
+
+
+def test_a_pack_that_cannot_be_written_after_training_is_one_line_and_exit_1(
+        tmp_path, monkeypatch, capsys):
+    import psp_lite.cli
+    from psp_lite.store.packs import PackWriteError
+
+    def full_disk(trained, out, **kwargs):
+        raise PackWriteError(out, OSError(28, "No space left on device"))
+
+    monkeypatch.setattr(psp_lite.cli, "train_plan", lambda *a, **k: {})
+    monkeypatch.setattr(psp_lite.cli.results, "write_pack", full_disk)
+    code = psp_lite.cli.main(["reproduce", "all", "--smoke", "--out", str(tmp_path / "pack"),
+                              "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1].startswith("psp-lite: error: could not write") and "No space" in err[-1]
+    assert str(tmp_path / "pack") in err[-1] and "cached" in err[-1]
+    assert "Traceback" not in "\n".join(err)
