@@ -36,7 +36,7 @@ from redraw_timing import median_ms, time_redraws, tour  # noqa: E402
 from psp_lite.experiments.lambda_sweep import sweep
 from psp_lite.explorer.widgets import ExplorerState, LambdaExplorer
 from psp_lite.report import figures as plots
-from psp_lite.report.figures import u_curve
+from psp_lite.report.lambda_curves import u_curve
 from psp_lite.training.history import SweepResult, snapshot_for
 
 

@@ -15,6 +15,7 @@ import psp_lite.report
 import psp_lite.runners.cached as train_module
 import psp_lite.training
 from psp_lite import cli, experiments
+from psp_lite.cli import commands as cli_commands
 from psp_lite.data import DATASETS
 from psp_lite.device import pick_device
 from psp_lite.models import MODELS
@@ -297,7 +298,7 @@ def test_cli_bad_values_are_one_line_before_anything_runs(nothing_runs, capsys, 
 
 @pytest.mark.parametrize("out", ["/etc/passwd", "/dev/null/x", "/proc/psp-lite-out"])
 def test_cli_sweep_checks_out_before_training(nothing_runs, capsys, out, monkeypatch):
-    monkeypatch.setattr(cli, "sweep", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(cli_commands, "sweep", lambda *a, **k: pytest.fail("trained"))
     line = cli_error(["sweep", "--dataset", "synthetic-mnist", "--out", out], capsys)
     assert f"cannot write into {out}" in line and "--out" in line
 
@@ -337,7 +338,7 @@ def test_cli_sweep_takes_none_for_no_l2_and_names_its_device(nothing_runs, capsy
     def spy(dataset, psp, l2, **kwargs):
         seen.update(psp=psp, l2=l2)
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli, "sweep", spy)
+    monkeypatch.setattr(cli_commands, "sweep", spy)
     assert cli.main(["sweep", "--dataset", "synthetic-mnist", "--psp-lambdas", "1e-3",
                      "--l2-lambdas", "none", "--device", "cpu"]) == 130
     assert seen == {"psp": [1e-3], "l2": []}

@@ -99,12 +99,12 @@ def test_help_states_the_real_quick_protocol_and_lists_all(capsys):
 
 def test_a_failed_write_after_training_keeps_the_runs_and_says_where(tmp_path, monkeypatch,
                                                                      capsys):
-    import psp_lite.cli
+    import psp_lite.cli.commands
 
     def disk_full(rows, stem):
         raise OSError(28, "No space left on device", str(stem) + ".md")
 
-    monkeypatch.setattr(psp_lite.cli, "write_table", disk_full)
+    monkeypatch.setattr(psp_lite.cli.commands, "write_table", disk_full)
     argv = ["reproduce", "table1", "--dataset", "synthetic-mnist", "--epochs", "1",
             "--out", str(tmp_path / "out"), "--no-progress", "--device", "cpu"]
     assert main(argv) == 1
@@ -121,11 +121,11 @@ def test_a_failed_write_after_training_keeps_the_runs_and_says_where(tmp_path, m
 
 
 def test_the_estimate_says_how_long_is_left_after_the_first_run(monkeypatch, capsys):
-    import psp_lite.cli
+    import psp_lite.cli.commands
 
     clock = iter([0.0, 40.0, 80.0])
-    monkeypatch.setattr(psp_lite.cli.time, "perf_counter", lambda: next(clock))
-    estimate = psp_lite.cli.Estimate(3)
+    monkeypatch.setattr(psp_lite.cli.commands.time, "perf_counter", lambda: next(clock))
+    estimate = psp_lite.cli.commands.Estimate(3)
     estimate(0, None)
     estimate(1, None)
     assert capsys.readouterr().err == "psp-lite: 1/3 runs in 40 s; about 80 s left\n"
@@ -156,14 +156,14 @@ def test_scripts_help_cites_no_issue_numbers():
 
 def test_a_pack_that_cannot_be_written_after_training_is_one_line_and_exit_1(
         tmp_path, monkeypatch, capsys):
-    import psp_lite.cli
+    import psp_lite.cli.commands
     from psp_lite.store.packs import PackWriteError
 
     def full_disk(trained, out, **kwargs):
         raise PackWriteError(out, OSError(28, "No space left on device"))
 
-    monkeypatch.setattr(psp_lite.cli, "train_plan", lambda *a, **k: {})
-    monkeypatch.setattr(psp_lite.cli.results, "write_pack", full_disk)
+    monkeypatch.setattr(psp_lite.cli.commands, "train_plan", lambda *a, **k: {})
+    monkeypatch.setattr(psp_lite.cli.commands.results, "write_pack", full_disk)
     code = psp_lite.cli.main(["reproduce", "all", "--smoke", "--out", str(tmp_path / "pack"),
                               "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()

@@ -18,6 +18,8 @@ import psp_lite.runners.local
 import psp_lite.training.batched
 from psp_lite import cli, experiments, teaching
 from psp_lite.analytic import finite_difference
+from psp_lite.cli import commands as cli_commands
+from psp_lite.cli import options as cli_options
 from psp_lite.runners import ray_cluster
 from psp_lite.training import RunHistory, rebuild, train_many
 from psp_lite.training.config import RunConfig, paper_config
@@ -70,7 +72,7 @@ def test_reproduce_device_cuda_1_trains_on_cuda_1(two_gpus, configs_seen, isolat
 
 def test_reproduce_all_with_ray_goes_through_the_ray_runner(configs_seen, isolated_cache,
                                                              tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "import_ray", lambda: None)
+    monkeypatch.setattr(cli_options, "import_ray", lambda: None)
     with pytest.raises(Stop):
         cli.main(["reproduce", "all", "--smoke", "--ray", "--gpus-per-run", "0.5",
                   "--out", str(tmp_path / "pack"), "--no-progress"])
@@ -205,8 +207,9 @@ def test_the_data_line_says_which_runs_came_from_the_cache():
     new = RunHistory(config, data_note="Fashion-MNIST from /new (given root); subset 10 train")
     choice = experiments.DatasetChoice("fashion-mnist", "fashion-mnist",
                                        "data: Fashion-MNIST from /new (given root)")
-    assert cli.data_line({"none": [new]}, choice) == "data: Fashion-MNIST from /new (given root)"
-    assert cli.data_line({"none": [old, new]}, choice) == (
+    assert cli_commands.data_line({"none": [new]}, choice) == (
+        "data: Fashion-MNIST from /new (given root)")
+    assert cli_commands.data_line({"none": [old, new]}, choice) == (
         "data: Fashion-MNIST from /new (given root); 1 of the 2 runs came from the cache, "
         "trained on the same images from Fashion-MNIST from /old (given root)")
 
@@ -215,7 +218,7 @@ def test_with_ray_the_device_is_the_workers_not_checked_on_the_driver(monkeypatc
     from psp_lite.runners.spec import Runner
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert cli.device_for("cuda:1", Runner("ray")) == "cuda:1"
-    assert cli.device_for(None, Runner("ray")) == "auto"
+    assert cli_commands.device_for("cuda:1", Runner("ray")) == "cuda:1"
+    assert cli_commands.device_for(None, Runner("ray")) == "auto"
     with pytest.raises(ValueError, match="CUDA is not available"):
-        cli.device_for("cuda:1", Runner())
+        cli_commands.device_for("cuda:1", Runner())

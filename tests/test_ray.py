@@ -23,7 +23,7 @@ from psp_lite.runners.local import run_configs
 from psp_lite.runners.outcomes import FailedRun, histories_or_raise
 from psp_lite.runners.ray_cluster import CLUSTER_EXTRA, CRASH_ONCE_ENV
 from psp_lite.store import cache
-from psp_lite.training.config import RunConfig
+from psp_lite.training.config import QUICK, RunConfig
 from psp_lite.training.history import RunHistory, TrainingDiverged
 
 pytestmark = pytest.mark.ray
@@ -168,7 +168,7 @@ def test_ctrl_c_keeps_every_arrived_run_and_the_next_call_trains_only_the_rest(
 def test_reproduce_with_ray_and_the_explorers_train_button_go_through_ray(
         ray_local, tmp_path, monkeypatch, isolated_cache, submitted):
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setitem(cli.QUICK, "synthetic-mnist",
+    monkeypatch.setitem(QUICK, "synthetic-mnist",
                         dict(epochs=1, train_subset=200, test_subset=100))
     out = tmp_path / "out"
     assert cli.main(["reproduce", "table1", "--dataset", "synthetic-mnist", "--quick", "--ray",

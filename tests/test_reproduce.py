@@ -7,6 +7,7 @@ import pytest
 
 import psp_lite.runners.cached
 from psp_lite import cli, experiments
+from psp_lite.training.config import QUICK
 
 
 @pytest.fixture(autouse=True)
@@ -16,7 +17,7 @@ def isolated(tmp_path, monkeypatch):
 
 
 def test_fig3_writes_the_weight_figure_and_the_spread_table(tmp_path, monkeypatch):
-    monkeypatch.setitem(cli.QUICK, "synthetic-mnist",
+    monkeypatch.setitem(QUICK, "synthetic-mnist",
                         dict(epochs=1, train_subset=300, test_subset=100))
     out = tmp_path / "out"
     code = cli.main(["reproduce", "fig3", "--dataset", "synthetic-mnist", "--quick",
@@ -42,7 +43,7 @@ def test_fig3_writes_the_weight_figure_and_the_spread_table(tmp_path, monkeypatc
 
 
 def test_table2_writes_curves_and_bars_per_network(tmp_path, monkeypatch):
-    monkeypatch.setitem(cli.QUICK, "synthetic-cifar10",
+    monkeypatch.setitem(QUICK, "synthetic-cifar10",
                         dict(epochs=1, train_subset=32, test_subset=20, batch_size=16))
     out = tmp_path / "out"
     code = cli.main(["reproduce", "table2", "--dataset", "synthetic-cifar10", "--quick",

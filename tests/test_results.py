@@ -17,6 +17,7 @@ import pytest
 
 import psp_lite
 import psp_lite.cli
+import psp_lite.cli.commands
 import psp_lite.runners.cached
 from psp_lite.cli import main
 from psp_lite.data import load_dataset
@@ -357,9 +358,9 @@ def test_reproduce_all_without_mnist_stops_before_training(tmp_path, capsys, mon
 
 
 def test_the_plan_is_the_authors_protocol_at_full_length():
-    from psp_lite.cli import QUICK
     from psp_lite.experiments.full_length import plan
     from psp_lite.experiments.lambda_sweep import DEFAULT_LAMBDAS
+    from psp_lite.training.config import QUICK
 
     full = plan(device="cpu")
     assert {r: (len(cs), cs[0].dataset, cs[0].epochs, cs[0].lam, cs[0].train_subset)
@@ -439,7 +440,7 @@ def test_smoke_mode_from_the_environment_plans_synthetic_runs(tmp_path, monkeypa
         raise KeyboardInterrupt
 
     monkeypatch.setenv("PSP_LITE_SMOKE", "1")
-    monkeypatch.setattr(psp_lite.cli, "train_plan", stop)
+    monkeypatch.setattr(psp_lite.cli.commands, "train_plan", stop)
     assert main(["reproduce", "all", "--out", str(tmp_path), "--no-progress"]) == 130
     configs = [c for groups in planned.values() for cs in groups.values() for c in cs]
     assert {(c.dataset, c.epochs, c.train_subset) for c in configs} == {

@@ -16,7 +16,7 @@ from notebook_runner import run_notebook
 from psp_lite.experiments.lambda_sweep import sweep
 from psp_lite.explorer.figure import ExplorerFigure
 from psp_lite.explorer.widgets import ExplorerState, LambdaExplorer, format_lambda
-from psp_lite.report.figures import u_curve
+from psp_lite.report.lambda_curves import u_curve
 from psp_lite.report.style import LABELS
 from psp_lite.training.history import SweepResult
 

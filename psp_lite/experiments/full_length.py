@@ -24,6 +24,7 @@ from psp_lite.experiments.lambda_sweep import DEFAULT_LAMBDAS, sweep_configs
 from psp_lite.regularizers import REGULARIZERS
 from psp_lite.report import figures as plots
 from psp_lite.report import pack_views as pack_views
+from psp_lite.report.lambda_curves import sweep_curves
 from psp_lite.report.stats import finished, summarize, write_table
 from psp_lite.runners.cached import run_many
 from psp_lite.runners.local import run_configs
@@ -147,7 +148,7 @@ def write_figures(pack: results.Pack, folder: Path) -> list[Path]:
         "fig3_weights": ("fig3", lambda: plots.weight_histograms(pack.results("fig3"))),
         "table1_test_error": ("table1", lambda: plots.test_error_curves(table1)),
         "table1_z2": ("table1", lambda: plots.z2_curves(table1)),
-        "sweep_u_curve": ("sweep", lambda: plots.sweep_curves(pack.results("sweep"))),
+        "sweep_u_curve": ("sweep", lambda: sweep_curves(pack.results("sweep"))),
     }
     for name, (experiment, draw) in figures.items():
         fig = note_figure(draw(), notes[experiment])

@@ -24,7 +24,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import LogFormatter, MaxNLocator, NullFormatter
 
 from psp_lite.regularizers import WITH_LAMBDA, short_name
-from psp_lite.report.figures import draw_lambda_points, fit_error_range, lambda_axes
+from psp_lite.report.lambda_curves import draw_lambda_points, fit_error_range, lambda_axes
 from psp_lite.report.style import COLORS, LABELS
 from psp_lite.training.history import snapshot_for
 

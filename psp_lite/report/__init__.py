@@ -3,7 +3,8 @@
 * `stats`: late-epoch test error over seeds beside the paper's (rows, Markdown, CSV).
 * `effect`: is PSP's gap to a baseline resolved? (paired seeds, standard errors).
 * `readings`: one-paragraph verdicts that claim only what the numbers show.
-* `figures`: the paper's figures (Figs. 2-3, Table 2's bars, the lambda U-curve).
+* `figures`: the paper's figures (Figs. 2-3, Table 2's bars, a pack beside the student's run).
+* `lambda_curves`: test error vs lambda, each regularizer on its own lambda axis.
 * `pack_views`: what the notebooks show of a results pack.
 * `style`: the regularizers' legend labels and colours.
 """
@@ -13,13 +14,12 @@ from psp_lite.report.figures import (
     comparison_bars,
     curves_by_model,
     spread_markdown,
-    sweep_curves,
     test_error_curves,
-    u_curve,
     weight_histograms,
     weight_spread,
     z2_curves,
 )
+from psp_lite.report.lambda_curves import sweep_curves, u_curve
 from psp_lite.report.pack_views import (
     describe_pack,
     pack_figure,

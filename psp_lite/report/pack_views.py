@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 import psp_lite.report.figures as plots
+from psp_lite.report.lambda_curves import sweep_curves
 from psp_lite.report.readings import spread_reading
 from psp_lite.report.stats import finished, summarize, sweep_points, to_markdown
 from psp_lite.store.packs import Pack, default_path
@@ -121,7 +122,7 @@ def pack_figure(pack: Pack | None, experiment: str, own: Any = None) -> Any:
     if experiment == "fig3":
         return plots.weight_histograms(groups)
     if experiment == "sweep":
-        return plots.sweep_curves(groups, own=own, title=pack_title(pack, experiment))
+        return sweep_curves(groups, own=own, title=pack_title(pack, experiment))
     return plots.beside(finished(groups), own, theirs_title=pack_title(pack, experiment))
 
 

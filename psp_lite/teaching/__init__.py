@@ -15,7 +15,8 @@
 * `eq15`: Eq. 15 for a tanh MLP: the check's nets, autograd's answer, the recursion by hand with
   one planted mistake.
 * `student_code`: running a student's Eq. 15 function, its errors and returns as text.
-* `exercises`: self-checking cells, and the Eq. 15 check with its diagnosis.
+* `predictions`: prediction cells (`check_prediction`, `written`).
+* `exercises`: `check_tensor`, and the Eq. 15 check with its diagnosis.
 """
 
 from psp_lite.teaching.decay import (
@@ -48,14 +49,7 @@ from psp_lite.teaching.eq15 import (
     eq15_case,
     eq15_cases,
 )
-from psp_lite.teaching.exercises import (
-    NOT_YET_SHOWN,
-    Eq15Check,
-    check_eq15_mlp,
-    check_prediction,
-    check_tensor,
-    written,
-)
+from psp_lite.teaching.exercises import Eq15Check, check_eq15_mlp, check_tensor
 from psp_lite.teaching.first_look import (
     PAPER_L2_LAMBDA,
     PAPER_PSP_LAMBDA,
@@ -89,6 +83,7 @@ from psp_lite.teaching.normalizations import (
     shares,
     shares_table,
 )
+from psp_lite.teaching.predictions import NOT_YET_SHOWN, check_prediction, written
 from psp_lite.teaching.slopes import (
     ZDistribution,
     activation_and_slope,
