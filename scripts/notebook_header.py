@@ -7,7 +7,8 @@ Per notebook this inserts, or brings up to date, two cells recognized by their m
                    and, where the notebook's metadata has `psp_lite_minutes` ({"core": N,
                    "going_further": M}), a line "core: about N min; going further: about M min"
                    (how long a class takes over the notebook's core and its optional rest)
-  psp-lite-setup   code, just before the notebook's first other code cell: in Colab installs
+  psp-lite-setup   code, just before the notebook's first other code cell, its source collapsed
+                   (boilerplate a student runs but need not read): in Colab installs
                    psp_lite from the repository (no pins of numpy, torch or matplotlib), elsewhere
                    does nothing; then names the device and tells a Colab user without a GPU how
                    to switch to one
@@ -49,6 +50,7 @@ TABLE_HEAD = ("| # | notebook | what it teaches | open | CPU time, smoke | CPU t
               "|---|---|---|---|---|---|")
 
 SETUP_SOURCE = '''\
+# @title Setup (run it; nothing to read): in Colab it installs psp_lite
 # Setup. In Colab: install psp_lite from the repository (Colab's own numpy, torch and
 # matplotlib are kept). Anywhere else psp_lite is already installed and this does nothing.
 import importlib.util
@@ -146,7 +148,10 @@ def update(nb: NotebookNode, url: str, filename: str) -> NotebookNode:
             cell.outputs = []
             cell.execution_count = None
     first_code = next((i for i, c in enumerate(cells) if c.cell_type == "code"), len(cells))
-    cells.insert(first_code, _new_cell(nb, "code", setup_source(url), SETUP_TAG))
+    setup = _new_cell(nb, "code", setup_source(url), SETUP_TAG)
+    setup.metadata["cellView"] = "form"  # collapsed: in Colab to its title, in JupyterLab to ...
+    setup.metadata["jupyter"] = {"source_hidden": True}
+    cells.insert(first_code, setup)
     cells.insert(0, _new_cell(nb, "markdown",
                               header_source(url, filename, nb.metadata.get(MINUTES_KEY)),
                               HEADER_TAG))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import time
 
 import numpy as np
@@ -306,6 +307,9 @@ def test_a_diverged_run_is_cached_and_raises_again_without_retraining(isolated_c
         run(config, progress=False)
     assert len(trained) == 1  # the cached diverged history, not a second training
     assert again.value.history.test_error == first.value.history.test_error == []
+    sent = pickle.loads(pickle.dumps(first.value))  # as from a worker process: history kept
+    assert isinstance(sent, TrainingDiverged) and str(sent) == str(first.value)
+    assert sent.history.diverged_at == 1 and sent.history.config == first.value.history.config
 
 
 def test_a_bug_while_reading_an_entry_propagates_instead_of_a_silent_retrain(monkeypatch):

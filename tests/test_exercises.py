@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from psp_lite import analytic, teaching
+from psp_lite import analytic, capture, teaching
 from psp_lite.teaching import eq15, exercises, student_code
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,7 +136,7 @@ def test_exercise_layout(path: Path) -> None:
 #: must then say). The wrong answers are evaluated in the notebook's namespace after the run.
 PLANTED = {
     "01": [("prediction_1", "1", "not what the measurement says"),
-           ("prediction_2", "(1 - LAM) ** (2 * STEPS)", "not what the measurement says"),
+           ("prediction_2", "2", "exponent of z_2 itself"),
            ("prediction_3", "1", "not what the measurement says")],
     "02": [("prediction_1", "[1, 2, 3]", "not what the measurement says"),
            ("prediction_2", "[2]", "not what the measurement says"),
@@ -303,13 +303,16 @@ def test_check_prediction_names_a_slip_it_is_given() -> None:
                                                      hints=hints)  # rounded: within `near`
     assert "z's factor" not in teaching.check_prediction(3.5e-5, m, rel_tol=1e-3, hints=hints)
     assert teaching.check_prediction(m, m, hints=hints).startswith("right")
-    for p, words in ((0.95 ** 200, "factor on z_2 itself"), (0.95 ** 100, "one weight layer"),
-                     (0.95 ** 800, "not four")):
-        line = teaching.check_prediction(p, m, rel_tol=1e-3, near=0.05,
-                                         hints=teaching.LAYER_2_FACTOR_HINTS)
+    a = teaching.decay_exponent(0.95 ** 400, 0.05, 100)  # notebook 01: layer 2, 100 steps
+    assert a == pytest.approx(4, rel=1e-12)
+    for p, words in ((2, "exponent of z_2 itself"), (1, "one weight layer"), ("8", "four weight")):
+        line = teaching.check_prediction(p, a, rel_tol=1e-3,
+                                         hints=teaching.LAYER_2_EXPONENT_HINTS)
         assert line.startswith("not what the measurement says") and words in line, line
-    assert "solution" in teaching.check_prediction(0.95 ** 300, m, rel_tol=1e-3, near=0.05,
-                                                   hints=teaching.LAYER_2_FACTOR_HINTS)
+    assert "solution" in teaching.check_prediction(3, a, rel_tol=1e-3,
+                                                   hints=teaching.LAYER_2_EXPONENT_HINTS)
+    assert teaching.check_prediction("4", a, rel_tol=1e-3,
+                                     hints=teaching.LAYER_2_EXPONENT_HINTS).startswith("right")
     broken = ((lambda v: "not a number", "never shown"),)
     assert "never shown" not in teaching.check_prediction(2, 3, hints=broken)
 
@@ -441,6 +444,27 @@ def test_eq15_references_agree() -> None:
                 torch.testing.assert_close(by_hand[key], ref, rtol=1e-12, atol=0)
                 torch.testing.assert_close(ours[i][j], ref, rtol=1e-12, atol=0)
                 torch.testing.assert_close(paper_by_hand[i][j], paper[i][j], rtol=1e-12, atol=0)
+
+
+def test_tanh_mlp_forward_is_the_nets_forward() -> None:
+    """Notebook 03's given forward pass: ys[i] is what layer i + 1 reads (ys[0] = x, then tanh of
+    the z below) and zs[i] its potential; the last z is the logits, with no tanh."""
+    case = teaching.eq15_case(1, (5, 7, 4, 6, 3), batch=11)
+    ys, zs = teaching.tanh_mlp_forward(case.weights, case.biases, case.x)
+    net = teaching.mlp((5, 7, 4, 6, 3), "tanh", dtype=F64)
+    with torch.no_grad():
+        for layer, w, b in zip(teaching.linear_layers(net), case.weights, case.biases,
+                               strict=True):
+            layer.weight.copy_(w)
+            layer.bias.copy_(b)
+    logits, captured = capture(net, case.x)
+    assert [tuple(z.shape) for z in zs] == [(11, 7), (11, 4), (11, 6), (11, 3)]
+    assert ys[0] is case.x
+    for i, z in enumerate(captured.values()):
+        torch.testing.assert_close(zs[i], z, rtol=1e-14, atol=0)
+        if i:
+            torch.testing.assert_close(ys[i], torch.tanh(zs[i - 1]), rtol=0, atol=0)
+    torch.testing.assert_close(zs[-1], logits, rtol=1e-14, atol=0)
 
 
 def test_eq15_cases() -> None:

@@ -95,6 +95,9 @@ def test_setup_cell_installs_psp_lite_in_colab_only_without_pins(path: Path) -> 
     assert f"psp-lite @ git+{url}" in source
     assert not PINNED.search(source), f"{path.name}: the setup cell pins a Colab package"
     assert "describe(" in source and "Change runtime type" in source
+    # boilerplate a student runs but need not read: collapsed in JupyterLab and in Colab
+    assert cell.metadata["jupyter"]["source_hidden"] is True
+    assert cell.metadata["cellView"] == "form" and source.startswith("# @title Setup")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -93,7 +94,10 @@ def test_first_look_on_the_notebooks_settings() -> None:
     assert min(range(3), key=w_weak.__getitem__) == 2
     text = teaching.describe_ratios(runs)
     assert f"weights x{w_l2[0]:.2f}" in text and f"<z²> x{z_psp[2]:.2f}" in text
-    assert isinstance(teaching.plot_none_l2_psp(runs), Figure)
+    fig = teaching.plot_none_l2_psp(runs)  # each run's test accuracy in its legend label
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert labels == [f"{r.regularizer}{'' if r.regularizer == 'none' else f', λ = {r.lam:g}'}"
+                      f" (test acc. {r.test_accuracy:.1%})" for r in runs.values()]
     plt.close("all")
 
 
@@ -298,6 +302,13 @@ def test_decay_two_networks_and_largest_slopes() -> None:
     assert list(traj) == ["ReLU, no biases", "tanh, with biases"]
     relu = list(traj["ReLU, no biases"].values())
     assert relu[1][-1] / relu[1][0] == pytest.approx(0.9 ** (2 * 2 * 3), rel=1e-5)
+    # with biases, late in the decay every z_l is its own bias's: <z_l^2> ~ (1 - lam)^(2 t)
+    tanh = teaching.decay_network("tanh, with biases", 64, 0.05, 200)
+    for v in tanh.values():
+        assert np.log(v[-1] / v[-21]) / (20 * np.log(0.95)) == pytest.approx(2, rel=1e-4)
+    assert np.log(relu[3][-1] / relu[3][0]) / (3 * np.log(0.9)) == pytest.approx(8, rel=1e-5)
+    with pytest.raises(ValueError, match="unknown decay network 'relu'"):
+        teaching.decay_network("relu", 8, 0.1, 1)
     lines = teaching.largest_slopes().splitlines()
     assert lines[0].endswith("largest slope 0.2500 at z = +0.0000, slope at z = 3: 0.0452")
     assert lines[2] == "    relu: slope 0 for z < 0, 1 for z > 0: it switches at z = 0"

@@ -20,8 +20,11 @@
 """
 
 from psp_lite.teaching.decay import (
-    LAYER_2_FACTOR_HINTS,
+    DECAY_NETWORKS,
+    LAYER_2_EXPONENT_HINTS,
     bias_free_relu_prediction,
+    decay_exponent,
+    decay_network,
     decay_two_networks,
     mean_z2_during_weight_decay,
     plot_mean_z2_during_decay,
@@ -48,6 +51,7 @@ from psp_lite.teaching.eq15 import (
     eq15_by_hand,
     eq15_case,
     eq15_cases,
+    tanh_mlp_forward,
 )
 from psp_lite.teaching.exercises import Eq15Check, check_eq15_mlp, check_tensor
 from psp_lite.teaching.first_look import (
@@ -106,17 +110,19 @@ from psp_lite.teaching.toy import (
 )
 
 __all__ = [
-    "LAYER_2_FACTOR_HINTS", "MIN_POINTS", "NOT_YET_SHOWN", "PAPER_L2_LAMBDA", "PAPER_PSP_LAMBDA",
+    "DECAY_NETWORKS", "LAYER_2_EXPONENT_HINTS", "MIN_POINTS", "NOT_YET_SHOWN", "PAPER_L2_LAMBDA",
+    "PAPER_PSP_LAMBDA",
     "WEIGHT_DECAY_CASES",
     "PaperSymbols",
-    "WeightDecayCases", "decay_two_networks", "eq14_lines", "eq15_16_lines",
+    "WeightDecayCases", "decay_network", "decay_two_networks", "eq14_lines", "eq15_16_lines",
     "lambda_in_paper_units", "largest_slopes", "legend_below", "nonzero_rows", "own_term_lines",
     "paper_symbols", "penalty_on_input_kinds", "readable", "weight_decay_cases",
     "zero_gradient_columns",
     "ACTIVATION_NAMES", "MISTAKES", "REGULARIZERS", "Eq15Case", "Eq15Check",
     "FirstLookSettings", "LayerBalance", "TrainedLayers", "ZDistribution", "activation_and_slope",
     "bias_free_relu_prediction", "centre_and_whiten", "check_eq15_mlp",
-    "check_line", "check_prediction", "check_tensor", "describe_ratios", "eq15_by_autograd",
+    "check_line", "check_prediction", "check_tensor", "decay_exponent", "describe_ratios",
+    "eq15_by_autograd",
     "eq15_by_hand", "eq15_case", "eq15_cases", "first_layer_z_after_training",
     "gradient_parts_by_source_layer",
     "input_moments", "lambda_explorer", "layer_l2_penalty", "layer_psp_penalty_by_trace",
@@ -126,6 +132,7 @@ __all__ = [
     "penalty_share_per_layer", "plot_check_rows", "plot_contribution_matrix",
     "plot_contributions", "plot_mean_z2_during_decay", "plot_none_l2_psp", "plot_penalty_shares",
     "plot_z_over_activations", "ratios_to_unregularized", "shares", "shares_table",
-    "single_thread", "slope_table", "toy_classification", "train_none_l2_psp", "train_sgd",
+    "single_thread", "slope_table", "tanh_mlp_forward", "toy_classification", "train_none_l2_psp",
+    "train_sgd",
     "whiten", "written",
 ]

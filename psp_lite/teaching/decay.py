@@ -39,16 +39,27 @@ def mean_z2_during_weight_decay(model: nn.Module, x: Tensor, lam: float, steps: 
     return OrderedDict((k, np.array(v)) for k, v in history.items())
 
 
+#: Notebook 01's two decay networks, both 16-32-32-32-10: title -> (activation, with biases).
+DECAY_NETWORKS = {"ReLU, no biases": ("relu", False), "tanh, with biases": ("tanh", True)}
+
+
+def decay_network(title: str, n_points: int, lam: float, steps: int, seed: int = 1
+                  ) -> OrderedDict[str, np.ndarray]:
+    """`mean_z2_during_weight_decay` on one of `DECAY_NETWORKS` (seeded weights), on `n_points`
+    Gaussian inputs."""
+    if title not in DECAY_NETWORKS:
+        raise ValueError(f"unknown decay network {title!r}; choose one of {list(DECAY_NETWORKS)}")
+    activation, bias = DECAY_NETWORKS[title]
+    x = torch.randn(n_points, 16, generator=torch.Generator().manual_seed(seed))
+    return mean_z2_during_weight_decay(mlp((16, 32, 32, 32, 10), activation, bias=bias, seed=0),
+                                       x, lam, steps)
+
+
 def decay_two_networks(n_points: int, lam: float, steps: int, seed: int = 1
                        ) -> OrderedDict[str, OrderedDict[str, np.ndarray]]:
-    """Notebook 01's experiment: `mean_z2_during_weight_decay` on a bias-free ReLU network and
-    on a tanh network with biases, both 16-32-32-32-10, on `n_points` Gaussian inputs."""
-    x = torch.randn(n_points, 16, generator=torch.Generator().manual_seed(seed))
-    return OrderedDict(
-        (title, mean_z2_during_weight_decay(mlp((16, 32, 32, 32, 10), act, bias=bias, seed=0),
-                                            x, lam, steps))
-        for title, act, bias in (("ReLU, no biases", "relu", False),
-                                 ("tanh, with biases", "tanh", True)))
+    """`decay_network` for both of `DECAY_NETWORKS`, on the same inputs."""
+    return OrderedDict((title, decay_network(title, n_points, lam, steps, seed))
+                       for title in DECAY_NETWORKS)
 
 
 def bias_free_relu_prediction(z2_at_start: float, layer: int, lam: float, steps: np.ndarray
@@ -85,13 +96,20 @@ def plot_mean_z2_during_decay(trajectories: Mapping[str, Mapping[str, np.ndarray
     return readable(fig)
 
 
-#: The likely slips in notebook 01's Exercise 1 (the factor on layer 2's <z^2> after `STEPS`
-#: pure decay steps), as `check_prediction` hints: each names the slip without the answer.
-LAYER_2_FACTOR_HINTS = (
-    (np.sqrt, "that is the factor on z_2 itself (and on layer 1's <z²>); <z_2²> is the mean of "
-     "z_2's square, so its factor is the square of z_2's"),
-    (lambda m: m ** 0.25, "that is one weight layer's factor over the steps; z_2 is a product "
-     "of two weight layers, and <z_2²> squares z_2"),
-    (np.square, "that is the square of layer 2's factor: z_2 passes through two weight layers, "
-     "not four"),
+def decay_exponent(shrink: float, lam: float, steps: int) -> float:
+    """The a in shrink = (1 - lam)^(a * steps): how many factors (1 - lam) one decay step puts on
+    a layer's <z^2> (2 l for layer l of a bias-free ReLU network)."""
+    return float(np.log(shrink) / (steps * np.log1p(-lam)))
+
+
+#: The likely slips in notebook 01's Exercise 1 (the exponent a of layer 2's <z^2>, which one
+#: decay step multiplies by (1 - lam)^a), as `check_prediction` hints: each names the slip
+#: without the answer.
+LAYER_2_EXPONENT_HINTS = (
+    (lambda m: m / 2, "that is the exponent of z_2 itself (two weight layers, one factor each); "
+     "<z_2²> is the mean of z_2's square, so its exponent is twice z_2's"),
+    (lambda m: m / 4, "that is one weight layer's exponent on z; z_2 is a product of two weight "
+     "layers, and <z_2²> squares z_2"),
+    (lambda m: m * 2, "that counts four weight layers, the logits'; z_2 is computed by layers 1 "
+     "and 2 only"),
 )

@@ -3,6 +3,7 @@ authors' code, P = lambda/N sum_l <z_l^2>, so dP/dz_l = c_l z_l with c_l = 2 lam
 
 * `eq15_case` / `eq15_cases`: the fixed float64 nets a student's function is checked on.
 * `eq15_by_autograd`: the right answer, by autograd of `psp_penalty(..., "reference")`.
+* `tanh_mlp_forward`: the forward pass a student's backward pass starts from (notebook 03).
 * `eq15_by_hand`: the backward recursion (Eqs. 13-15) written out, right or with one planted
   mistake (a `Recipe`); `VARIANTS` lists the mistakes the check can name, `MISTAKES` their words.
 """
@@ -228,6 +229,18 @@ VARIANTS: list[tuple[str, Recipe]] = [
 ]
 
 
+def tanh_mlp_forward(weights: list[Tensor], biases: list[Tensor], x: Tensor
+                     ) -> tuple[list[Tensor], list[Tensor]]:
+    """The forward pass of a tanh MLP with linear logits, kept for the backward one: (ys, zs)
+    with ys[i] = y_{l-1} (ys[0] = x) and zs[i] = z_l = y_{l-1} W_l^T + b_l (Eq. 2), l = i + 1."""
+    ys, zs, y = [], [], x
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        ys.append(y)
+        zs.append(y @ w.T + b)
+        y = torch.tanh(zs[-1]) if i < len(weights) - 1 else zs[-1]
+    return ys, zs
+
+
 def eq15_by_hand(case: Eq15Case, recipe: Recipe = Recipe()) -> Gradients | None:
     """Eq. 15's recursion for the case's MLP, as `recipe` says: delta_N = c_N z_N, then
     delta_l = c_l z_l + tanh'(z_l) * (delta_{l+1} W_{l+1}), dP/dW_l = delta_l^T y_{l-1},
@@ -235,11 +248,7 @@ def eq15_by_hand(case: Eq15Case, recipe: Recipe = Recipe()) -> Gradients | None:
     (a student's code with that mistake raises there)."""
     weights, n, b = case.weights, len(case.weights), len(case.x)
     widths = [case.x.shape[1], *(w.shape[0] for w in weights)]
-    ys, zs, y = [], [], case.x
-    for i, (w, bias) in enumerate(zip(weights, case.biases, strict=True)):
-        zs.append(y @ w.T + bias)
-        ys.append(y)
-        y = torch.tanh(zs[-1]) if i < n - 1 else zs[-1]
+    ys, zs = tanh_mlp_forward(weights, case.biases, case.x)
     grads: Gradients = []
     delta = own_above = None
     try:

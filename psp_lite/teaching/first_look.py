@@ -75,14 +75,15 @@ def ratios_to_unregularized(runs: dict[str, TrainedLayers], regularizer: str
 
 
 def plot_none_l2_psp(runs: dict[str, TrainedLayers]) -> Figure:
-    """Two panels, one bar group per layer: weight RMS, and <z^2> (log scale) per regularizer."""
+    """Two panels, one bar group per layer: weight RMS, and <z^2> (log scale) per regularizer;
+    the legend gives each run's test accuracy."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.8))
     n = len(runs["none"].weight_rms)
     pos = np.arange(n)
     labels = [f"layer {i}" + (" (logits)" if i == n else "") for i in range(1, n + 1)]
     for i, run in enumerate(runs.values()):
-        label = run.regularizer if run.regularizer == "none" else \
-            f"{run.regularizer}, λ = {run.lam:g}"
+        label = (run.regularizer if run.regularizer == "none" else
+                 f"{run.regularizer}, λ = {run.lam:g}") + f" (test acc. {run.test_accuracy:.1%})"
         a.bar(pos + (i - 1) * 0.27, run.weight_rms, 0.27, label=label)
         b.bar(pos + (i - 1) * 0.27, run.mean_z2, 0.27, label=label)
     a.set(ylabel="RMS of the layer's weights", title="weights")

@@ -71,7 +71,12 @@ class TrainingDiverged(RuntimeError):
             f"{config.label}: the training loss became {loss} in epoch {epoch}; try a smaller "
             f"lambda (now {config.lam:g}) or learning rate (now {config.lr:g}). The {epoch - 1} "
             "epochs before are kept in this error's history.")
-        self.history = history
+        self.history, self.value = history, value
+
+    def __reduce__(self) -> tuple[type, tuple[RunHistory, float | None]]:
+        """Pickled (e.g. from a Ray or multiprocessing worker) with its history, not only the
+        message."""
+        return type(self), (self.history, self.value)
 
 
 Groups = dict[str, list[RunHistory]]  # a group (e.g. a regularizer) -> one history per seed
