@@ -15,7 +15,7 @@ import torch
 
 import psp_lite.runners.cached as train_module
 from psp_lite.data import TensorData, load_dataset
-from psp_lite.runners.cached import run
+from psp_lite.runners.cached import run, run_many
 from psp_lite.store import cache, codec
 from psp_lite.training.config import RunConfig
 from psp_lite.training.history import TrainingDiverged
@@ -310,6 +310,16 @@ def test_a_diverged_run_is_cached_and_raises_again_without_retraining(isolated_c
     sent = pickle.loads(pickle.dumps(first.value))  # as from a worker process: history kept
     assert isinstance(sent, TrainingDiverged) and str(sent) == str(first.value)
     assert sent.history.diverged_at == 1 and sent.history.config == first.value.history.config
+
+
+def test_run_many_reports_each_run_as_it_is_ready_cached_or_trained(isolated_cache, trained):
+    configs = [RunConfig(**{**SMALL, "seed": seed}) for seed in (0, 1)]
+    run(configs[1], progress=False)  # seed 1 cached, seed 0 not
+    seen = []
+    histories = run_many(configs, progress=False, on_result=lambda i, h: seen.append((i, h)))
+    assert [i for i, _ in seen] == [1, 0]  # the cached one first
+    assert all(h is histories[i] for i, h in seen)
+    assert [c.seed for c in trained] == [1, 0]
 
 
 def test_a_bug_while_reading_an_entry_propagates_instead_of_a_silent_retrain(monkeypatch):

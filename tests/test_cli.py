@@ -131,6 +131,40 @@ def test_the_estimate_says_how_long_is_left_after_the_first_run(monkeypatch, cap
     assert capsys.readouterr().err == "psp-lite: 1/3 runs in 40 s; about 80 s left\n"
 
 
+def test_the_estimate_counts_only_trained_runs(monkeypatch, capsys):
+    """Two runs from the cache (ms each), then one trained in 40 s: 2 runs left take about 80 s,
+    not the 27 s that counting the cached runs would promise."""
+    import psp_lite.cli.commands
+
+    clock = iter([0.0, 0.01, 0.02, 40.02, 80.0])
+    monkeypatch.setattr(psp_lite.cli.commands.time, "perf_counter", lambda: next(clock))
+    estimate = psp_lite.cli.commands.Estimate(5)
+    for i in range(4):
+        estimate(i, None)
+    assert capsys.readouterr().err == "psp-lite: 3/5 runs in 40 s; about 80 s left\n"
+
+
+def test_reproduce_all_gives_the_estimate_its_runs(tmp_path, monkeypatch):
+    import psp_lite.cli.commands
+
+    seen = {}
+
+    def train_plan(the_plan, **kwargs):
+        seen.update(kwargs, runs=len({c for g in the_plan.values() for cs in g.values()
+                                      for c in cs}))
+        return {}
+
+    monkeypatch.setattr(psp_lite.cli.commands, "train_plan", train_plan)
+    monkeypatch.setattr(psp_lite.cli.commands.results, "write_pack",
+                        lambda *a, **k: (_ for _ in ()).throw(SystemExit(7)))
+    with pytest.raises(SystemExit):
+        psp_lite.cli.main(["reproduce", "all", "--smoke", "--out", str(tmp_path / "p"),
+                           "--no-progress"])
+    estimate = seen["on_result"]
+    assert isinstance(estimate, psp_lite.cli.commands.Estimate)
+    assert estimate.total == seen["runs"] > 1
+
+
 def test_several_local_runs_each_show_their_epochs(monkeypatch):
     import psp_lite.runners.local
 

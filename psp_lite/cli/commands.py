@@ -78,19 +78,26 @@ def duration(seconds: float) -> str:
 
 class Estimate:
     """An `on_result` callback that says once, after the first run that took time, about how
-    long the remaining runs will take (elapsed time per run so far times the runs left)."""
+    long the remaining runs will take: the time per trained run so far times the runs left. A
+    run that ends within `CACHED_S` of the one before came from the cache and is not counted as
+    trained (else a cached start would promise a quick finish)."""
+
+    CACHED_S = 0.25
 
     def __init__(self, total: int) -> None:
-        self.total, self.done, self.said = total, 0, False
-        self.start = time.perf_counter()
+        self.total, self.done, self.trained, self.said = total, 0, 0, False
+        self.start = self.last = time.perf_counter()
 
-    def __call__(self, i: int, outcome: Outcome) -> None:
+    def __call__(self, i: int, outcome: Outcome | None) -> None:
+        now = time.perf_counter()
         self.done += 1
-        elapsed = time.perf_counter() - self.start
-        if self.said or self.done >= self.total or elapsed < 1.0:
+        self.trained += now - self.last >= self.CACHED_S
+        self.last = now
+        elapsed = now - self.start
+        if self.said or self.done >= self.total or elapsed < 1.0 or not self.trained:
             return
         self.said = True
-        left = elapsed / self.done * (self.total - self.done)
+        left = elapsed / self.trained * (self.total - self.done)
         tqdm.write(f"psp-lite: {self.done}/{self.total} runs in {duration(elapsed)}; about "
                    f"{duration(left)} left", file=sys.stderr)
 
@@ -224,7 +231,7 @@ def reproduce_all(args: argparse.Namespace) -> list[Path]:
           file=sys.stderr)
     start = time.perf_counter()
     trained = train_plan(the_plan, data_dir=args.data_dir, progress=not args.no_progress,
-                         runner=runner)
+                         runner=runner, on_result=Estimate(runs))
     seconds = time.perf_counter() - start
     if smoke:
         protocol = "smoke (synthetic stand-in images, tiny subsets)"

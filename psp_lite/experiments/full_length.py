@@ -28,7 +28,7 @@ from psp_lite.report.lambda_curves import sweep_curves
 from psp_lite.report.stats import finished, summarize, write_table
 from psp_lite.runners.cached import run_many
 from psp_lite.runners.local import run_configs
-from psp_lite.runners.outcomes import Outcome
+from psp_lite.runners.outcomes import OnResult, Outcome
 from psp_lite.runners.spec import Runner, as_runner
 from psp_lite.store import packs as results
 from psp_lite.training.config import AUTHORS_SEEDS, QUICK, RunConfig, paper_config
@@ -81,17 +81,19 @@ def plan(*, seeds: int | None = None, epochs: int | None = None, quick: bool = F
 
 
 def train_plan(the_plan: Plan, *, data_dir: str | Path | None = None, progress: bool = True,
-               runner: str | Runner = "local") -> dict[str, dict[str, list[RunHistory]]]:
+               runner: str | Runner = "local", on_result: OnResult | None = None
+               ) -> dict[str, dict[str, list[RunHistory]]]:
     """Every run of `the_plan`, each trained once (or loaded from the cache): here by
-    `run_many`, or as Ray tasks when `runner` says so. A diverged run keeps its history (marked
-    `diverged_at`); any other failure raises its error."""
+    `run_many`, or as Ray tasks when `runner` says so; `on_result(i, outcome)` as each ends. A
+    diverged run keeps its history (marked `diverged_at`); any other failure raises its error."""
     unique = list(dict.fromkeys(c for groups in the_plan.values() for cs in groups.values()
                                 for c in cs))
     if as_runner(runner).kind == "local":
-        histories = run_many(unique, data_dir=data_dir, progress=progress)
+        histories = run_many(unique, data_dir=data_dir, progress=progress, on_result=on_result)
     else:
         histories = [_history_of(o) for o in run_configs(unique, runner=runner,
                                                           data_dir=data_dir, progress=progress,
+                                                          on_result=on_result,
                                                           desc="reproduce all")]
     trained = dict(zip(unique, histories, strict=True))
     return {name: {g: [trained[c] for c in cs] for g, cs in groups.items()}

@@ -5,7 +5,7 @@ and cache them as they finish."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -72,8 +72,10 @@ MAX_TOGETHER = 30
 
 def run_many(configs: Sequence[RunConfig], *, data: TensorData | None = None,
              data_dir: str | Path | None = None, use_cache: bool = True, progress: bool = True,
-             batched: bool | None = None) -> list[RunHistory]:
-    """`run()` for many configs: cached histories are reused, the rest trained and cached.
+             batched: bool | None = None,
+             on_result: Callable[[int, RunHistory], None] | None = None) -> list[RunHistory]:
+    """`run()` for many configs: cached histories are reused, the rest trained and cached;
+    `on_result(i, history)` is called as each one is ready (cached ones first, per dataset).
 
     Runs that can share kernels (`group_key`) are trained together by `train_many` when
     `batched` (default: on CUDA, where it is faster; on a CPU one after another is faster).
@@ -101,6 +103,8 @@ def run_many(configs: Sequence[RunConfig], *, data: TensorData | None = None,
                 todo.append(i)
             else:
                 histories[i] = cached
+                if on_result is not None:
+                    on_result(i, cached)
         if todo and use_cache:
             cache.check_writable()
         together = (torch.device(first.device).type == "cuda") if batched is None else batched
@@ -113,6 +117,8 @@ def run_many(configs: Sequence[RunConfig], *, data: TensorData | None = None,
                 if use_cache:
                     save_or_warn(history, group_data.fingerprint)
                 histories[i] = history
+                if on_result is not None:
+                    on_result(i, history)
     return [histories[i] for i in range(len(configs))]
 
 
