@@ -135,11 +135,11 @@ def test_exercise_layout(path: Path) -> None:
 #: Per notebook, for each check cell in order: (variable, planted wrong answer, what the check
 #: must then say). The wrong answers are evaluated in the notebook's namespace after the run.
 PLANTED = {
-    "01": [("prediction_1", "1", "not what the measurement says"),
+    "01": [("prediction_1", "1", "one weight layer deep"),
            ("prediction_2", "2", "exponent of z_2 itself"),
            ("prediction_3", "1", "not what the measurement says")],
-    "02": [("prediction_1", "[1, 2, 3]", "not what the measurement says"),
-           ("prediction_2", "[2]", "not what the measurement says"),
+    "02": [("prediction_1", "[1, 2, 3]", "the other neurons of layer 2"),
+           ("prediction_2", "[2]", "reads every output of layer 1"),
            ("prediction_3", "[1, 3]", "not what the measurement says")],
     "03": [("eq15_mlp", "lambda w, b, x, lam: [(2 * dw, 2 * db) for dw, db in "
             "solution_eq15_mlp(w, b, x, lam)]", "a factor 2 too many"),
@@ -204,6 +204,34 @@ def test_exercises_check_themselves(path: Path, monkeypatch: pytest.MonkeyPatch)
 # --------------------------------------------------------------------------- check_prediction
 
 F64 = torch.float64
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", PATH, ids=IDS)
+def test_solutions_cell_runs_after_the_core_alone(path: Path, monkeypatch: pytest.MonkeyPatch
+                                                 ) -> None:
+    """A class that stops at the core and then opens the solutions: the core's code cells, then
+    the solution cells, run without an error and print nothing."""
+    monkeypatch.setenv("PSP_LITE_SMOKE", "1")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nb = nbformat.read(path, as_version=4)
+    first_optional = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
+                          and c.source.startswith(("## Going further", "## Solutions")))
+    namespace: dict = {"__name__": "__notebook__"}
+    for i, cell in enumerate(nb.cells):
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type != "code" or "psp-lite-setup" in tags:
+            continue
+        if i < first_optional or "solution" in tags:
+            text = run_cell(cell.source, namespace)
+            plt.close("all")
+            if "solution" in tags:
+                assert text == ""
+    assert namespace["solutions"]
 
 
 @pytest.mark.parametrize(("prediction", "measured", "options"), [
@@ -315,6 +343,43 @@ def test_check_prediction_names_a_slip_it_is_given() -> None:
                                      hints=teaching.LAYER_2_EXPONENT_HINTS).startswith("right")
     broken = ((lambda v: "not a number", "never shown"),)
     assert "never shown" not in teaching.check_prediction(2, 3, hints=broken)
+
+
+def test_hints_name_slips_in_lists_and_words_too() -> None:
+    """A slip that gives a list (in any order where order does not count) or a word is named like
+    a number's; a slip of another form, or one that raises, is no match."""
+    hints = ((lambda rows: [1, 2, 3], "every row"), (lambda word: "paper", "the literal form"),
+             (lambda rows: rows[99], "raises"), (lambda rows: "a word", "another form"))
+    line = teaching.check_prediction([3, 1, 2], [2], ordered=False, hints=hints)
+    assert line.startswith("not what the measurement says") and "every row" in line, line
+    assert "every row" not in teaching.check_prediction([3, 1, 2], [2], hints=hints)  # ordered
+    assert "literal form" in teaching.check_prediction("Paper ", "reference", hints=hints)
+    line = teaching.check_prediction([1], [2], ordered=False, hints=hints)
+    assert "solution" in line and "raises" not in line and "another form" not in line
+
+
+def test_notebook_02_row_hints_name_each_slip_and_never_a_right_answer() -> None:
+    """Exercise 1 of notebook 02 on its own net (3 -> 4 -> 3 -> 2, R_2,2): the measured rows, then
+    each likely slip named, and the right answer in any order still right."""
+    net = teaching.mlp((3, 4, 3, 2), "tanh", seed=0, dtype=F64)
+    x = torch.randn(1, 3, dtype=F64, generator=torch.Generator().manual_seed(0))
+    rows, hints = (f(net, *a) for f, a in ((teaching.nonzero_rows, (x, 2, 2)),
+                                           (teaching.row_hints, (2, 2))))
+    assert rows == {2: [2], 1: [1, 2, 3, 4]} and set(hints) == {1, 2}
+    said = {(n, str(p)): teaching.check_prediction(p, rows[n], ordered=False, hints=hints[n])
+            for n, p in ((2, [1, 2, 3]), (2, []), (1, [2]), (1, []), (2, [2]), (1, [4, 3, 2, 1]))}
+    assert "the other neurons of layer 2" in said[2, "[1, 2, 3]"]
+    assert "own weights" in said[2, "[]"]
+    assert "reads every output of layer 1" in said[1, "[2]"]
+    assert "earlier layer (p < l)" in said[1, "[]"]
+    assert said[2, "[2]"].startswith("right") and said[1, "[4, 3, 2, 1]"].startswith("right")
+
+
+def test_notebook_01_fastest_layer_hint() -> None:
+    assert "one weight layer deep" in teaching.check_prediction(
+        1, 4, hints=teaching.FASTEST_LAYER_HINTS)
+    assert "solution" in teaching.check_prediction(2, 4, hints=teaching.FASTEST_LAYER_HINTS)
+    assert teaching.check_prediction(4, 4, hints=teaching.FASTEST_LAYER_HINTS).startswith("right")
 
 
 def test_check_tensor() -> None:

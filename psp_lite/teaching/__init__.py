@@ -21,6 +21,7 @@
 
 from psp_lite.teaching.decay import (
     DECAY_NETWORKS,
+    FASTEST_LAYER_HINTS,
     LAYER_2_EXPONENT_HINTS,
     bias_free_relu_prediction,
     decay_exponent,
@@ -43,6 +44,7 @@ from psp_lite.teaching.derivation import (
     nonzero_rows,
     own_term_lines,
     paper_symbols,
+    row_hints,
 )
 from psp_lite.teaching.eq15 import (
     MISTAKES,
@@ -110,8 +112,8 @@ from psp_lite.teaching.toy import (
 )
 
 __all__ = [
-    "DECAY_NETWORKS", "LAYER_2_EXPONENT_HINTS", "MIN_POINTS", "NOT_YET_SHOWN", "PAPER_L2_LAMBDA",
-    "PAPER_PSP_LAMBDA",
+    "DECAY_NETWORKS", "FASTEST_LAYER_HINTS", "LAYER_2_EXPONENT_HINTS", "MIN_POINTS",
+    "NOT_YET_SHOWN", "PAPER_L2_LAMBDA", "PAPER_PSP_LAMBDA",
     "WEIGHT_DECAY_CASES",
     "PaperSymbols",
     "WeightDecayCases", "decay_network", "decay_two_networks", "eq14_lines", "eq15_16_lines",
@@ -131,7 +133,7 @@ __all__ = [
     "penalty_and_gradients_vs_cross_entropy",
     "penalty_share_per_layer", "plot_check_rows", "plot_contribution_matrix",
     "plot_contributions", "plot_mean_z2_during_decay", "plot_none_l2_psp", "plot_penalty_shares",
-    "plot_z_over_activations", "ratios_to_unregularized", "shares", "shares_table",
+    "plot_z_over_activations", "ratios_to_unregularized", "row_hints", "shares", "shares_table",
     "single_thread", "slope_table", "tanh_mlp_forward", "toy_classification", "train_none_l2_psp",
     "train_sgd",
     "whiten", "written",

@@ -102,9 +102,14 @@ def decay_exponent(shrink: float, lam: float, steps: int) -> float:
     return float(np.log(shrink) / (steps * np.log1p(-lam)))
 
 
-#: The likely slips in notebook 01's Exercise 1 (the exponent a of layer 2's <z^2>, which one
-#: decay step multiplies by (1 - lam)^a), as `check_prediction` hints: each names the slip
-#: without the answer.
+#: The likely slip in notebook 01's Exercise 1, part 1 (which layer's <z^2> shrinks fastest).
+FASTEST_LAYER_HINTS = (
+    (lambda layer: 1, "layer 1's z is one weight layer deep; each later layer multiplies in one "
+     "more decaying weight layer (the ReLUs pass the factors through)"),
+)
+#: The likely slips in notebook 01's Exercise 1, part 2 (the exponent a of layer 2's <z^2>,
+#: which one decay step multiplies by (1 - lam)^a), as `check_prediction` hints: each names the
+#: slip without the answer.
 LAYER_2_EXPONENT_HINTS = (
     (lambda m: m / 2, "that is the exponent of z_2 itself (two weight layers, one factor each); "
      "<z_2²> is the mean of z_2's square, so its exponent is twice z_2's"),

@@ -17,6 +17,8 @@ from psp_lite.analytic import (
     psp_contributions,
 )
 from psp_lite.teaching.decomposition import check_line
+from psp_lite.teaching.predictions import Slip
+from psp_lite.teaching.toy import linear_layers
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,25 @@ def nonzero_rows(net: nn.Module, x: Tensor, layer: int, neuron: int) -> dict[int
     return {n: [r + 1 for r in range(s.W[n].shape[0])
                 if grads[f"{s.name[n]}.weight"][r].abs().max() > 0]
             for n in range(1, layer + 1)}
+
+
+def row_hints(net: nn.Module, layer: int, neuron: int) -> dict[int, tuple[Slip, ...]]:
+    """`check_prediction` hints for `nonzero_rows`: layer n -> the likely wrong rows of
+    dR_{layer,neuron}/dW_n, each named. For n = layer: every row, or none; below it: the neuron's
+    own row only, or none."""
+    p, k = layer, neuron
+    z = f"z_{p},{k}"
+    every = list(range(1, linear_layers(net)[p - 1].weight.shape[0] + 1))
+    hints = {p: ((lambda rows: every, f"only row {k} of W_{p} makes {z}; the other rows make "
+                  f"the other neurons of layer {p} (Eq. 14, p = l: only h = k)"),
+                 (lambda rows: [], f"row {k} of W_{p} holds {z}'s own weights, and its penalty "
+                  "moves them (Eq. 9)"))}
+    for n in range(1, p):
+        hints[n] = ((lambda rows: [k], f"row {k} of W_{n} makes only y_{n},{k}, but {z} reads "
+                     f"every output of layer {n}, so every row of W_{n} moves it (Eq. 14, p > l)"),
+                    (lambda rows: [], f"W_{n} comes before layer {p}, so it moves {z}; Eq. 14 is "
+                     "zero only for the penalty of an earlier layer (p < l)"))
+    return hints
 
 
 def eq14_lines(net: nn.Module, x: Tensor, l: int, k: int, j: int) -> str:  # noqa: E741

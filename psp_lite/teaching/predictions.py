@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from psp_lite.teaching.answers import (
     Unreadable,
@@ -30,7 +31,7 @@ NOT_YET_SHOWN = "(the measurement is shown once your prediction is written)"
 
 
 #: A slip a number check can name: (what the slip makes of the measurement, the line's words).
-Slip = tuple[Callable[[float], float], str]
+Slip = tuple[Callable[[Any], object], str]
 
 
 def check_prediction(prediction: object, measured: object, *, what: str = "",
@@ -46,11 +47,12 @@ def check_prediction(prediction: object, measured: object, *, what: str = "",
     word (case and spaces ignored; `choices`, if given, are the words a student may write). What
     counts as a number or a list is in `psp_lite.teaching.answers`: "3", [3] and 3.0 all read as 3.
 
-    For a number two more options. `near`: a prediction within this relative distance, though
-    not within `rel_tol`, gets 'close ...' (how far off, and to give more digits or the formula),
-    not 'not what the measurement says'. `hints`: (slip, words) pairs; a wrong prediction equal
-    to slip(measured) (within `near`, else `rel_tol`) gets the words instead of the pointer to
-    the solutions, e.g. (math.sqrt, "that is z's factor; <z^2> is its square").
+    For a number, `near`: a prediction within this relative distance, though not within
+    `rel_tol`, gets 'close ...' (how far off, and to give more digits or the formula), not 'not
+    what the measurement says'. For any form, `hints`: (slip, words) pairs; a wrong prediction
+    equal to slip(measured) (compared as the measurement is; for a number within `near`, else
+    `rel_tol`) gets the words instead of the pointer to the solutions, e.g. (math.sqrt, "that is
+    z's factor; <z^2> is its square") or (lambda rows: [2], "that is the neuron's own row").
     """
     about = f" ({what})" if what else ""
     if is_placeholder(prediction):
@@ -72,13 +74,28 @@ def check_prediction(prediction: object, measured: object, *, what: str = "",
         if near is not None and off <= near:
             return (f"close{about}: measured {shown_m}, predicted {shown_p}, {off:.1%} off; give "
                     "more digits, or the formula without quotes, then run this cell again")
-        tol = near if near is not None else rel_tol
-        for slip, words in hints:
-            if _near_value(predicted, slip(expected), tol):
-                return (f"not what the measurement says{about}: measured {shown_m}, predicted "
-                        f"{shown_p}: {words}; change the prediction, then run this cell again")
+    for slip, words in hints:
+        if _is_slip(prediction, predicted, slip, expected, kind,
+                    near if near is not None else rel_tol, choices, ordered):
+            return (f"not what the measurement says{about}: measured {shown_m}, predicted "
+                    f"{shown_p}: {words}; change the prediction, then run this cell again")
     return (f"not what the measurement says{about}: measured {shown_m}, predicted {shown_p}. "
             "The solution at the end of the notebook explains why.")
+
+
+def _is_slip(prediction: object, predicted: object, slip: Callable[[Any], object],
+             expected: object,
+             kind: str, tol: float, choices: Sequence[str] | None, ordered: bool) -> bool:
+    """Whether the prediction is what `slip` makes of the measurement (never raises: a slip
+    that fails or gives something of another form is no match)."""
+    try:
+        slipped = slip(expected)
+        if kind == "number":
+            return _near_value(predicted, slipped, tol)
+        return kind_of(slipped) == kind and _read_and_compare(prediction, slipped, kind, tol,
+                                                             choices, ordered)[0]
+    except Exception:  # a slip that does not apply to this measurement
+        return False
 
 
 def _near_value(a: float, b: float, rel_tol: float) -> bool:
