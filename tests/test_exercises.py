@@ -367,7 +367,9 @@ def test_notebook_02_row_hints_name_each_slip_and_never_a_right_answer() -> None
                                            (teaching.row_hints, (2, 2))))
     assert rows == {2: [2], 1: [1, 2, 3, 4]} and set(hints) == {1, 2}
     said = {(n, str(p)): teaching.check_prediction(p, rows[n], ordered=False, hints=hints[n])
-            for n, p in ((2, [1, 2, 3]), (2, []), (1, [2]), (1, []), (2, [2]), (1, [4, 3, 2, 1]))}
+            for n, p in ((2, [1, 2, 3]), (2, []), (1, [2]), (1, []), (2, [2]), (1, [4, 3, 2, 1]),
+                         (1, [0, 1, 2, 3]), (2, [1]))}
+    assert all("count from 1" in said[key] for key in ((1, "[0, 1, 2, 3]"), (2, "[1]")))
     assert "the other neurons of layer 2" in said[2, "[1, 2, 3]"]
     assert "own weights" in said[2, "[]"]
     assert "reads every output of layer 1" in said[1, "[2]"]

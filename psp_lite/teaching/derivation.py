@@ -79,7 +79,7 @@ def nonzero_rows(net: nn.Module, x: Tensor, layer: int, neuron: int) -> dict[int
 def row_hints(net: nn.Module, layer: int, neuron: int) -> dict[int, tuple[Slip, ...]]:
     """`check_prediction` hints for `nonzero_rows`: layer n -> the likely wrong rows of
     dR_{layer,neuron}/dW_n, each named. For n = layer: every row, or none; below it: the neuron's
-    own row only, or none."""
+    own row only, or none; anywhere: the right rows counted from 0."""
     p, k = layer, neuron
     z = f"z_{p},{k}"
     every = list(range(1, linear_layers(net)[p - 1].weight.shape[0] + 1))
@@ -92,7 +92,9 @@ def row_hints(net: nn.Module, layer: int, neuron: int) -> dict[int, tuple[Slip, 
                      f"every output of layer {n}, so every row of W_{n} moves it (Eq. 14, p > l)"),
                     (lambda rows: [], f"W_{n} comes before layer {p}, so it moves {z}; Eq. 14 is "
                      "zero only for the penalty of an earlier layer (p < l)"))
-    return hints
+    counted_from_0 = (lambda rows: [r - 1 for r in rows], "rows count from 1 here (row 1 is "
+                      "the first), as neurons do")
+    return {n: (*h, counted_from_0) for n, h in hints.items()}
 
 
 def eq14_lines(net: nn.Module, x: Tensor, l: int, k: int, j: int) -> str:  # noqa: E741
