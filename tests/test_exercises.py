@@ -368,7 +368,8 @@ def test_notebook_02_row_hints_name_each_slip_and_never_a_right_answer() -> None
     assert rows == {2: [2], 1: [1, 2, 3, 4]} and set(hints) == {1, 2}
     said = {(n, str(p)): teaching.check_prediction(p, rows[n], ordered=False, hints=hints[n])
             for n, p in ((2, [1, 2, 3]), (2, []), (1, [2]), (1, []), (2, [2]), (1, [4, 3, 2, 1]),
-                         (1, [0, 1, 2, 3]), (2, [1]))}
+                         (1, [0, 1, 2, 3]), (2, [1]), (1, [1, 2, 3]))}
+    assert "W_1 is 4 x 3: one row per neuron of layer 1" in said[1, "[1, 2, 3]"]
     assert all("count from 1" in said[key] for key in ((1, "[0, 1, 2, 3]"), (2, "[1]")))
     assert "the other neurons of layer 2" in said[2, "[1, 2, 3]"]
     assert "own weights" in said[2, "[]"]

@@ -79,7 +79,8 @@ def nonzero_rows(net: nn.Module, x: Tensor, layer: int, neuron: int) -> dict[int
 def row_hints(net: nn.Module, layer: int, neuron: int) -> dict[int, tuple[Slip, ...]]:
     """`check_prediction` hints for `nonzero_rows`: layer n -> the likely wrong rows of
     dR_{layer,neuron}/dW_n, each named. For n = layer: every row, or none; below it: the neuron's
-    own row only, or none; anywhere: the right rows counted from 0."""
+    own row only, or none; anywhere: the right rows counted from 0, or every column
+    counted as a row."""
     p, k = layer, neuron
     z = f"z_{p},{k}"
     every = list(range(1, linear_layers(net)[p - 1].weight.shape[0] + 1))
@@ -94,7 +95,17 @@ def row_hints(net: nn.Module, layer: int, neuron: int) -> dict[int, tuple[Slip, 
                      "zero only for the penalty of an earlier layer (p < l)"))
     counted_from_0 = (lambda rows: [r - 1 for r in rows], "rows count from 1 here (row 1 is "
                       "the first), as neurons do")
-    return {n: (*h, counted_from_0) for n, h in hints.items()}
+    shapes = {n: tuple(layer.weight.shape) for n, layer in enumerate(linear_layers(net), start=1)}
+    return {n: (*h, counted_from_0, *_columns_for_rows(n, shapes[n])) for n, h in hints.items()}
+
+
+def _columns_for_rows(n: int, shape: tuple[int, int]) -> tuple[Slip, ...]:
+    """The slip of counting W_n's columns (its inputs) for its rows, where the two differ."""
+    rows, columns = shape
+    if rows == columns:
+        return ()
+    return ((lambda found: list(range(1, columns + 1)), f"W_{n} is {rows} x {columns}: one row "
+             f"per neuron of layer {n}, one column per input"),)
 
 
 def eq14_lines(net: nn.Module, x: Tensor, l: int, k: int, j: int) -> str:  # noqa: E741
