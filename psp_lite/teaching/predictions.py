@@ -51,8 +51,9 @@ def check_prediction(prediction: object, measured: object, *, what: str = "",
     `rel_tol`, gets 'close ...' (how far off, and to give more digits or the formula), not 'not
     what the measurement says'. For any form, `hints`: (slip, words) pairs; a wrong prediction
     equal to slip(measured) (compared as the measurement is; for a number within `near`, else
-    `rel_tol`) gets the words instead of the pointer to the solutions, e.g. (math.sqrt, "that is
-    z's factor; <z^2> is its square") or (lambda rows: [2], "that is the neuron's own row").
+    `rel_tol`) gets the words and a second try instead of the measurement and the pointer to the
+    solutions, e.g. (math.sqrt, "that is z's factor; <z^2> is its square") or (lambda rows: [2],
+    "that is the neuron's own row").
     """
     about = f" ({what})" if what else ""
     if is_placeholder(prediction):
@@ -77,8 +78,8 @@ def check_prediction(prediction: object, measured: object, *, what: str = "",
     for slip, words in hints:
         if _is_slip(prediction, predicted, slip, expected, kind,
                     near if near is not None else rel_tol, choices, ordered):
-            return (f"not what the measurement says{about}: measured {shown_m}, predicted "
-                    f"{shown_p}: {words}; change the prediction, then run this cell again")
+            return (f"not what the measurement says{about}: predicted {shown_p}: {words}; "
+                    "change the prediction, then run this cell again")
     return (f"not what the measurement says{about}: measured {shown_m}, predicted {shown_p}. "
             "The solution at the end of the notebook explains why.")
 
