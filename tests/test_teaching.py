@@ -85,6 +85,8 @@ def test_first_look_on_the_notebooks_settings() -> None:
     assert all(r < 0.9 for r in z_l2)
     assert all(r < 0.5 for r in z_psp)
     assert all(p < q for p, q in zip(z_psp, z_l2, strict=True))  # PSP pulls z harder than l2
+    assert z_psp[1] < z_l2[1] / 3 and z_psp[2] < z_l2[2] / 3  # by far in layers 2 and 3
+    assert w_psp[1] > w_l2[1]  # though layer 2's weights stay larger than under l2
     assert min(range(3), key=w_psp.__getitem__) == 0
     # l2 shrinks the weights alike: its per-layer ratios stay within a narrow band
     assert max(w_l2) - min(w_l2) < max(w_psp) - min(w_psp)
