@@ -630,6 +630,8 @@ MISTAKEN = [
     ("1 - tanh for its slope", skeleton(reach_back=lambda v: (1 - torch.tanh(v.zs[v.i])) * (
         v.delta @ v.weights[v.i + 1])), "1 - tanh(z) used as tanh's slope",
      ["slope 1 - tanh"]),
+    ("1 - z^2 for its slope", skeleton(reach_back=lambda v: (1 - v.zs[v.i] ** 2) * (
+        v.delta @ v.weights[v.i + 1])), "1 - z^2 used as tanh's slope", ["slope 1 - z^2"]),
     ("slope on the own term too", skeleton(own=lambda v: v.zs[v.i] * (
         slope(v.zs[v.i]) if v.i < v.N - 1 else 1)), "the slope applied to the own term too",
      ["slope on own term"]),

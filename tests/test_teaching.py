@@ -118,6 +118,8 @@ def test_decay_bias_free_relu_is_exact() -> None:
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
     fig = teaching.plot_mean_z2_during_decay({"relu": traj}, 0.1, predicted="relu")
     assert len(fig.axes[0].lines) == 2 * len(traj) + 1  # + the prediction's legend entry
+    labels = " ".join(t.get_text() for legend in fig.legends for t in legend.get_texts())
+    assert "prediction" in labels and "(1 - λ)" not in labels and "^" not in labels  # no answer
     plt.close("all")
 
 

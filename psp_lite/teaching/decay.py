@@ -75,7 +75,8 @@ def plot_mean_z2_during_decay(trajectories: Mapping[str, Mapping[str, np.ndarray
     """One panel per network: <z_l^2> over decay steps, log scale, one line per layer l.
 
     For the network named `predicted` (bias-free, ReLU) also draw `bias_free_relu_prediction`
-    as wide pale lines underneath.
+    as wide pale lines underneath, labelled without its formula (the formula is notebook 01's
+    exercise: a legend that printed it would answer it).
     """
     fig, axes = plt.subplots(1, len(trajectories), figsize=(4.5 * len(trajectories), 3.8),
                              squeeze=False)
@@ -91,7 +92,7 @@ def plot_mean_z2_during_decay(trajectories: Mapping[str, Mapping[str, np.ndarray
         ax.grid(alpha=0.3)
     if predicted is not None:
         axes[0][0].plot([], [], lw=6, alpha=0.25, color="gray",
-                        label="(1 - λ)^(2 l t) <z_l²>₀ (bias-free ReLU)")
+                        label="prediction without biases (derived in the solutions)")
     legend_below(fig, [axes[0][0]], ncol=3)
     return readable(fig)
 

@@ -144,6 +144,8 @@ MISTAKES: dict[str, Mistake] = {k: Mistake(*v) for k, v in {
                       "itself (notebook 02, Eq. 14's case p > l)"),
     "slope 1 - tanh": ("1 - tanh(z) used as tanh's slope", "tanh'(z) = 1 - tanh(z)^2: the "
                        "square is missing"),
+    "slope 1 - z^2": ("1 - z^2 used as tanh's slope", "tanh'(z) = 1 - tanh(z)^2 = 1 - y^2: "
+                      "square tanh(z_l), not z_l"),
     "no slope": ("the activation slope is missing", "going down from z_{l+1} to z_l passes "
                  "through y_l = tanh(z_l), so phi'(z_l) = 1 - tanh(z_l)^2 is a factor "
                  "(notebook 02, Eq. 14's case p > l)"),
@@ -171,7 +173,8 @@ class Recipe:
     (c_{l+1} z_{l+1} only) or "transposed" (through W_{l+1}^T). slope: the factor on the way
     down: "z_l" (tanh'(z_l)), "none", "phi" (tanh(z_l)), "z_above" (tanh'(z_{l+1})),
     "z_above first" (tanh'(z_{l+1}) on delta_{l+1}, before W_{l+1}), "y_below"
-    (1 - y_{l-1}^2) or "1 - tanh" (1 - tanh(z_l), the square missing).
+    (1 - y_{l-1}^2), "1 - tanh" (1 - tanh(z_l), the square missing) or "1 - z^2" (z_l squared
+    where tanh(z_l) should be).
     """
 
     c: str = "layer mean"
@@ -222,6 +225,7 @@ VARIANTS: list[tuple[str, Recipe]] = [
     ("phi for slope", Recipe(slope="phi")),
     ("no slope", Recipe(slope="none")),
     ("slope 1 - tanh", Recipe(slope="1 - tanh")),
+    ("slope 1 - z^2", Recipe(slope="1 - z^2")),
     ("slope on own term", Recipe(own="z slope")),
     *(("slope wrong layer", Recipe(slope=s)) for s in ("z_above", "z_above first",
                                                          "y_below")),
@@ -290,5 +294,6 @@ def _reach_back(recipe: Recipe, delta: Tensor, own_above: Tensor, zs: list[Tenso
     slope = {"z_l": lambda: 1 - torch.tanh(zs[i]) ** 2, "none": lambda: 1.0,
              "phi": lambda: torch.tanh(zs[i]), "z_above": lambda: 1 - torch.tanh(zs[i + 1]) ** 2,
              "z_above first": lambda: 1.0, "y_below": lambda: 1 - ys[i] ** 2,
-             "1 - tanh": lambda: 1 - torch.tanh(zs[i])}[recipe.slope]()
+             "1 - tanh": lambda: 1 - torch.tanh(zs[i]),
+             "1 - z^2": lambda: 1 - zs[i] ** 2}[recipe.slope]()
     return slope * down
