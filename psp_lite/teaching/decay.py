@@ -103,10 +103,12 @@ def decay_exponent(shrink: float, lam: float, steps: int) -> float:
     return float(np.log(shrink) / (steps * np.log1p(-lam)))
 
 
-#: The likely slip in notebook 01's Exercise 1, part 1 (which layer's <z^2> shrinks fastest).
+#: The likely slips in notebook 01's Exercise 1, part 1 (which layer's <z^2> shrinks fastest).
 FASTEST_LAYER_HINTS = (
     (lambda layer: 1, "layer 1's z is one weight layer deep; each later layer multiplies in one "
      "more decaying weight layer (the ReLUs pass the factors through)"),
+    (lambda layer: layer - 1, "one layer short: every layer multiplies in one more decaying "
+     "weight layer, so the deepest z, the logits', shrinks fastest"),
 )
 #: The likely slips in notebook 01's Exercise 1, part 2 (the exponent a of layer 2's <z^2>,
 #: which one decay step multiplies by (1 - lam)^a), as `check_prediction` hints: each names the
