@@ -104,6 +104,17 @@ def test_ray_requests_that_fit_one_node_pass():
     ray_cluster.check_fits([node(2), node(8, 1)], dict(num_cpus=4, num_gpus=0.5))
 
 
+def test_ray_custom_resources_no_node_has_are_refused_naming_them():
+    """A custom resource (`resources={"big": 1}`) that no live node has would hang Ray forever."""
+    big = {"Alive": True, "Resources": {"CPU": 2, "big": 1}}
+    ray_cluster.check_fits([node(8), big], dict(num_cpus=2, resources={"big": 1}))
+    with pytest.raises(ValueError, match=r"4 CPUs and 0 GPUs, 1 big, but no node .*8 CPUs, 0 "
+                                         r"GPUs, 0 big; 2 CPUs, 0 GPUs, 1 big.*custom resource"):
+        ray_cluster.check_fits([node(8), big], dict(num_cpus=4, resources={"big": 1}))
+    with pytest.raises(ValueError, match="1 huge, but no node"):
+        ray_cluster.check_fits([node(8), big], dict(resources={"huge": 1}))
+
+
 def test_ray_task_options_are_checked_against_the_cluster():
     class FakeRay:
         def cluster_resources(self):

@@ -109,7 +109,8 @@ def _task_options(ray: Any, resources: Mapping[str, Any] | None,
 
 def check_fits(nodes: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -> None:
     """ValueError, before any task is sent, when no live node of the cluster (`ray.nodes()`) has
-    the CPUs and GPUs one task asks for: Ray would wait for such a node forever."""
+    the CPUs, GPUs and custom resources (`options["resources"]`) one task asks for: Ray would
+    wait for such a node forever."""
     wanted = {"CPU": options.get("num_cpus", 1) or 0, "GPU": options.get("num_gpus", 0) or 0}
     for kind, amount in wanted.items():
         if not (isinstance(amount, (int, float)) and math.isfinite(amount) and amount >= 0):
@@ -117,13 +118,21 @@ def check_fits(nodes: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -
         if amount > 1 and amount != int(amount):
             raise ValueError(f"each run asks for {amount:g} {kind}s; Ray takes fractions only "
                              "below 1, so use a whole number above it.")
+    custom = dict(options.get("resources") or {})  # e.g. {"big_memory": 1}
     alive = [node.get("Resources", {}) for node in nodes if node.get("Alive", True)]
-    if any(all(res.get(k, 0) >= v for k, v in wanted.items()) for res in alive):
+    if any(all(res.get(k, 0) >= v for k, v in {**wanted, **custom}.items()) for res in alive):
         return
-    have = "; ".join(f"{res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs" for res in alive)
-    raise ValueError(f"each run asks for {wanted['CPU']:g} CPUs and {wanted['GPU']:g} GPUs, but "
-                     f"no node of the Ray cluster has that (its nodes: {have or 'none'}); lower "
-                     "--cpus-per-run / --gpus-per-run (num_cpus / num_gpus).")
+    asked = "".join(f", {v:g} {k}" for k, v in custom.items())
+
+    def listed(res: Mapping[str, Any]) -> str:
+        extra = "".join(f", {res.get(k, 0):g} {k}" for k in custom)
+        return f"{res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs{extra}"
+
+    have = "; ".join(listed(res) for res in alive)
+    raise ValueError(f"each run asks for {wanted['CPU']:g} CPUs and {wanted['GPU']:g} GPUs{asked}, "
+                     f"but no node of the Ray cluster has that (its nodes: {have or 'none'}); "
+                     "lower --cpus-per-run / --gpus-per-run (num_cpus / num_gpus)"
+                     f"{' or drop the custom resource' if custom else ''}.")
 
 
 def _resolve_for_ray(config: RunConfig, options: Mapping[str, Any]) -> RunConfig:
