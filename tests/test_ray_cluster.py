@@ -1,7 +1,8 @@
 """Ray across two nodes (`ray.cluster_utils.Cluster`: a head and a second node with one CPU each,
 both on this machine): runs sent to the second node train there, come back equal to the same
-runs trained here and land in the driver's cache; runs spread over both nodes all arrive; a run
-that no single node can hold is refused before anything is sent."""
+runs trained here and land in the driver's cache; runs sent to the cluster all arrive; a run
+that no single node can hold (two CPUs, or two of the second node's own resource) is refused
+before anything is sent."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_runs_on_the_second_node_equal_local_runs_and_reach_the_drivers_cache(
         assert cached(config).test_error == outcome.test_error  # kept by the driver
 
 
-def test_runs_spread_over_both_nodes_all_arrive_and_a_rerun_trains_none(
+def test_runs_sent_to_the_two_node_cluster_all_arrive_and_a_rerun_sends_none(
         two_nodes, isolated_cache, monkeypatch):
     configs = [dataclasses.replace(BASE, seed=s, lam=2e-3) for s in range(3)]
     outcomes = run_configs(configs, runner="ray", progress=False)
@@ -89,4 +90,7 @@ def test_a_run_no_single_node_can_hold_is_refused_naming_both_nodes(two_nodes, i
     with pytest.raises(ValueError, match=r"2 CPUs and 0 GPUs, but no node .*"
                                          r"1 CPUs, 0 GPUs; 1 CPUs, 0 GPUs"):
         run_configs([BASE], runner="ray", progress=False, resources={"num_cpus": 2})
+    either_order = f"(1 {SECOND}; .*0|0 {SECOND}; .*1) {SECOND}"  # both nodes, by what they have
+    with pytest.raises(ValueError, match=f"2 {SECOND}, but no node .*{either_order}"):
+        run_configs([BASE], runner="ray", progress=False, resources={"resources": {SECOND: 2}})
     assert cached(BASE) is None
