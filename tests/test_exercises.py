@@ -138,9 +138,8 @@ PLANTED = {
     "01": [("prediction_1", "1", "one weight layer deep"),
            ("prediction_2", "2", "exponent of z_2 itself"),
            ("prediction_3", "1", "not what the measurement says")],
-    "02": [("prediction_1", "[1, 2, 3]", "the other neurons of layer 2"),
-           ("prediction_2", "[2]", "reads every output of layer 1"),
-           ("prediction_3", "[1, 3]", "not what the measurement says")],
+    "02": [("prediction_1", "[2]", "reads every output of layer 1"),
+           ("prediction_2", "[1, 3]", "not what the measurement says")],
     "03": [("eq15_mlp", "lambda w, b, x, lam: [(2 * dw, 2 * db) for dw, db in "
             "solution_eq15_mlp(w, b, x, lam)]", "a factor 2 too many"),
            ("prediction_2", "[1, 2, 5]", "not what the measurement says"),
