@@ -678,6 +678,10 @@ def test_eq15_check_on_a_mistake_that_raises_where_widths_differ() -> None:
                             "RuntimeError: "), below
     assert below.endswith("Run on 7→7→7→7, where every width is equal, it shows the slope "
                           "taken at the wrong layer: " + eq15.MISTAKES["slope wrong layer"].hint)
+    # ys[i] read as y_l (it is y_{l-1}, the layer's input) and put through tanh' again
+    off_by_one = teaching.check_eq15_mlp(skeleton(reach_back=lambda v: (
+        1 - torch.tanh(v.ys[v.i]) ** 2) * (v.delta @ v.weights[v.i + 1])))
+    assert off_by_one.mistakes == ("raises", "slope wrong layer"), off_by_one
 
 
 def test_eq15_check_needs_distinct_widths() -> None:

@@ -173,8 +173,8 @@ class Recipe:
     (c_{l+1} z_{l+1} only) or "transposed" (through W_{l+1}^T). slope: the factor on the way
     down: "z_l" (tanh'(z_l)), "none", "phi" (tanh(z_l)), "z_above" (tanh'(z_{l+1})),
     "z_above first" (tanh'(z_{l+1}) on delta_{l+1}, before W_{l+1}), "y_below"
-    (1 - y_{l-1}^2), "1 - tanh" (1 - tanh(z_l), the square missing) or "1 - z^2" (z_l squared
-    where tanh(z_l) should be).
+    (1 - y_{l-1}^2), "tanh y_below" (1 - tanh(y_{l-1})^2: both read ys[i] as y_l), "1 - tanh"
+    (1 - tanh(z_l), the square missing) or "1 - z^2" (z_l squared where tanh(z_l) should be).
     """
 
     c: str = "layer mean"
@@ -228,7 +228,7 @@ VARIANTS: list[tuple[str, Recipe]] = [
     ("slope 1 - z^2", Recipe(slope="1 - z^2")),
     ("slope on own term", Recipe(own="z slope")),
     *(("slope wrong layer", Recipe(slope=s)) for s in ("z_above", "z_above first",
-                                                         "y_below")),
+                                                         "y_below", "tanh y_below")),
     ("transposed back", Recipe(back="transposed")),
 ]
 
@@ -294,6 +294,7 @@ def _reach_back(recipe: Recipe, delta: Tensor, own_above: Tensor, zs: list[Tenso
     slope = {"z_l": lambda: 1 - torch.tanh(zs[i]) ** 2, "none": lambda: 1.0,
              "phi": lambda: torch.tanh(zs[i]), "z_above": lambda: 1 - torch.tanh(zs[i + 1]) ** 2,
              "z_above first": lambda: 1.0, "y_below": lambda: 1 - ys[i] ** 2,
+             "tanh y_below": lambda: 1 - torch.tanh(ys[i]) ** 2,
              "1 - tanh": lambda: 1 - torch.tanh(zs[i]),
              "1 - z^2": lambda: 1 - zs[i] ** 2}[recipe.slope]()
     return slope * down
