@@ -317,6 +317,24 @@ def test_check_prediction_near_says_close_not_wrong() -> None:
     assert teaching.check_prediction(1.2e-9, m, rel_tol=1e-3).startswith("not what")
 
 
+def test_check_prediction_refuses_an_impossible_answer_without_the_measurement() -> None:
+    """`among`: a layer 5 of a 4-layer net, or a row 5 of a 4-row matrix, is refused with the
+    values allowed and without the measurement; a possible wrong answer still gets it, and a
+    named slip its own words, even outside `among`."""
+    line = teaching.check_prediction(5, 4, what="layer", among=range(1, 5))
+    assert line.startswith("not a possible answer (layer): 5 is not one of 1, 2, 3 or 4; ")
+    assert "measured" not in line
+    rows = teaching.check_prediction([1, 2, 3, 4, 5], [1, 2, 3, 4], ordered=False,
+                                     among=range(1, 5))
+    assert rows.startswith("not a possible answer: 5 is not one of") and "measured" not in rows
+    assert "measured 4, predicted 3" in teaching.check_prediction(3, 4, among=range(1, 5))
+    assert teaching.check_prediction("4", 4, among=range(1, 5)).startswith("right")
+    slip = teaching.check_prediction([0, 1, 2, 3], [1, 2, 3, 4], ordered=False,
+                                     among=range(1, 5),
+                                     hints=[(lambda m: [r - 1 for r in m], "counted from 0")])
+    assert "counted from 0" in slip
+
+
 def test_check_prediction_names_a_slip_it_is_given() -> None:
     """`hints`: a wrong number equal to slip(measured) gets the slip's words, not the pointer to
     the solutions; notebook 01's hints name z's factor for <z^2>'s, a right answer stays right."""

@@ -37,7 +37,7 @@ Slip = tuple[Callable[[Any], object], str]
 def check_prediction(prediction: object, measured: object, *, what: str = "",
                      rel_tol: float = 1e-9, choices: Sequence[str] | None = None,
                      ordered: bool = True, near: float | None = None,
-                     hints: Sequence[Slip] = ()) -> str:
+                     hints: Sequence[Slip] = (), among: Sequence[float] | None = None) -> str:
     """One line: 'right ...' if `prediction` is what was measured, 'not what the measurement
     says ...' if it is not, 'no prediction yet ...' for the placeholder (None or ...), and for an
     answer it cannot read, 'can't read the prediction ...' with the form it expects.
@@ -53,7 +53,9 @@ def check_prediction(prediction: object, measured: object, *, what: str = "",
     equal to slip(measured) (compared as the measurement is; for a number within `near`, else
     `rel_tol`) gets the words and a second try instead of the measurement and the pointer to the
     solutions, e.g. (math.sqrt, "that is z's factor; <z^2> is its square") or (lambda rows: [2],
-    "that is the neuron's own row").
+    "that is the neuron's own row"). For a number or a list, `among`: the values an answer can
+    take (e.g. layers 1 to 4); a wrong one outside them, and not a named slip, is refused
+    without the measurement.
     """
     about = f" ({what})" if what else ""
     if is_placeholder(prediction):
@@ -80,6 +82,10 @@ def check_prediction(prediction: object, measured: object, *, what: str = "",
                     near if near is not None else rel_tol, choices, ordered):
             return (f"not what the measurement says{about}: predicted {shown_p}: {words}; "
                     "change the prediction, then run this cell again")
+    outside = _outside(predicted, kind, among)
+    if outside is not None:
+        return (f"not a possible answer{about}: {_show(outside, 4)} is not one of "
+                f"{_listed(among)}; change the prediction, then run this cell again")
     return (f"not what the measurement says{about}: measured {shown_m}, predicted {shown_p}. "
             "The solution at the end of the notebook explains why.")
 
@@ -97,6 +103,20 @@ def _is_slip(prediction: object, predicted: object, slip: Callable[[Any], object
                                                              choices, ordered)[0]
     except Exception:  # a slip that does not apply to this measurement
         return False
+
+
+def _outside(predicted: object, kind: str, among: Sequence[float] | None) -> float | None:
+    """The first value of a number or list answer that is none of `among` (None if all are)."""
+    if among is None or kind not in ("number", "numbers"):
+        return None
+    values = predicted if kind == "numbers" else [predicted]
+    return next((v for v in values if not any(math.isclose(v, a) for a in among)), None)
+
+
+def _listed(values: Sequence[float]) -> str:
+    """'1, 2, 3 or 4'."""
+    shown = [_show(v, 4) for v in values]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
 
 
 def _near_value(a: float, b: float, rel_tol: float) -> bool:
