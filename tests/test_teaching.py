@@ -118,6 +118,11 @@ def test_decay_bias_free_relu_is_exact() -> None:
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
     fig = teaching.plot_mean_z2_during_decay({"relu": traj}, 0.1, predicted="relu")
     assert len(fig.axes[0].lines) == 2 * len(traj) + 1  # + the prediction's legend entry
+    for layer, (pale, measured) in enumerate(zip(fig.axes[0].lines[0:-1:2],
+                                                 fig.axes[0].lines[1::2], strict=True), start=1):
+        assert measured.get_ydata()[0] == 1  # relative to the start: the factor can be read off
+        assert measured.get_ydata()[-1] == pytest.approx(0.9 ** (2 * layer * 5), rel=1e-6)
+        assert pale.get_ydata() == pytest.approx(0.9 ** (2 * layer * np.arange(6)))
     labels = " ".join(t.get_text() for legend in fig.legends for t in legend.get_texts())
     assert "prediction" in labels and "(1 - λ)" not in labels and "^" not in labels  # no answer
     plt.close("all")

@@ -72,7 +72,9 @@ def bias_free_relu_prediction(z2_at_start: float, layer: int, lam: float, steps:
 
 def plot_mean_z2_during_decay(trajectories: Mapping[str, Mapping[str, np.ndarray]], lam: float,
                               predicted: str | None = None) -> Figure:
-    """One panel per network: <z_l^2> over decay steps, log scale, one line per layer l.
+    """One panel per network: <z_l^2> over decay steps relative to its start (so every line
+    starts at 1 and the one lowest at the end shrank by the largest factor), log scale, one line
+    per layer l.
 
     For the network named `predicted` (bias-free, ReLU) also draw `bias_free_relu_prediction`
     as wide pale lines underneath, labelled without its formula (the formula is notebook 01's
@@ -84,11 +86,12 @@ def plot_mean_z2_during_decay(trajectories: Mapping[str, Mapping[str, np.ndarray
         for l, (name, values) in enumerate(traj.items(), start=1):  # noqa: E741
             steps = np.arange(len(values))
             if title == predicted:
-                ax.plot(steps, bias_free_relu_prediction(values[0], l, lam, steps), lw=6,
+                ax.plot(steps, bias_free_relu_prediction(1.0, l, lam, steps), lw=6,
                         alpha=0.25, color=f"C{l - 1}")
             label = f"layer {l}" + (" (logits)" if name == OUTPUT else "")
-            ax.plot(steps, values, color=f"C{l - 1}", label=label)
-        ax.set(yscale="log", xlabel="weight-decay step t", ylabel="<z²> per layer", title=title)
+            ax.plot(steps, values / values[0], color=f"C{l - 1}", label=label)
+        ax.set(yscale="log", xlabel="weight-decay step t", ylabel="<z²> / <z²> at t = 0",
+               title=title)
         ax.grid(alpha=0.3)
     if predicted is not None:
         axes[0][0].plot([], [], lw=6, alpha=0.25, color="gray",
@@ -103,14 +106,15 @@ def decay_exponent(shrink: float, lam: float, steps: int) -> float:
     return float(np.log(shrink) / (steps * np.log1p(-lam)))
 
 
-#: The likely slips in notebook 01's Exercise 1, part 1 (which layer's <z^2> shrinks fastest).
+#: The likely slips in notebook 01's Exercise 1 (which layer's <z^2> shrinks fastest), as
+#: `check_prediction` hints: each names the slip without the answer.
 FASTEST_LAYER_HINTS = (
     (lambda layer: 1, "layer 1's z is one weight layer deep; each later layer multiplies in one "
      "more decaying weight layer (the ReLUs pass the factors through)"),
-    (lambda layer: layer - 1, "one layer short: every layer multiplies in one more decaying "
-     "weight layer, so the deepest z, the logits', shrinks fastest"),
+    (lambda layer: layer - 1, "one layer short: each layer's z is made by one more decaying "
+     "weight layer than the z of the layer below it; which layer's z is made by the most?"),
 )
-#: The likely slips in notebook 01's Exercise 1, part 2 (the exponent a of layer 2's <z^2>,
+#: The likely slips in notebook 01's Exercise 2 (the exponent a of layer 2's <z^2>,
 #: which one decay step multiplies by (1 - lam)^a), as `check_prediction` hints: each names the
 #: slip without the answer.
 LAYER_2_EXPONENT_HINTS = (
