@@ -130,6 +130,14 @@ def test_exercise_layout(path: Path) -> None:
         core = " ".join(c.source for c in core_cells(path))  # both reasons reach the core,
         assert "weighted by the data" in core and "(not the paper)" in core  # ours as ours
         assert "The paper's point" in core and "not local" in core
+        # filling both blanks prints the model answer, the same one the solutions give
+        sentence = teaching.MODEL_SENTENCE.split("): ", 1)[1]
+        assert " ".join(sentence.split()) in " ".join(model.split())
+        cell = next(nb.cells[i].source for i in answers if "my_sentence" in nb.cells[i].source)
+        assert run_cell(cell, {"teaching": teaching}) == ""
+        filled = cell.replace("every ... layer", "every later layer")
+        filled = filled.replace('"... it', '"input it')
+        assert run_cell(filled, {"teaching": teaching}) == teaching.MODEL_SENTENCE + "\n"
 
 
 #: Per notebook, for each check cell in order: (variable, planted wrong answer, what the check

@@ -38,6 +38,7 @@ from psp_lite.teaching.decomposition import (
     plot_contributions,
 )
 from psp_lite.teaching.derivation import (
+    MODEL_SENTENCE,
     PaperSymbols,
     eq14_lines,
     eq15_16_lines,
@@ -113,6 +114,7 @@ from psp_lite.teaching.toy import (
 
 __all__ = [
     "DECAY_NETWORKS", "FASTEST_LAYER_HINTS", "LAYER_2_EXPONENT_HINTS", "MIN_POINTS",
+    "MODEL_SENTENCE",
     "NOT_YET_SHOWN", "PAPER_L2_LAMBDA", "PAPER_PSP_LAMBDA",
     "WEIGHT_DECAY_CASES",
     "PaperSymbols",

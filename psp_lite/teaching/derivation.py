@@ -20,6 +20,16 @@ from psp_lite.teaching.decomposition import check_line
 from psp_lite.teaching.predictions import Slip
 from psp_lite.teaching.toy import linear_layers
 
+#: Notebook 02's one sentence: a model answer that names both reasons, each attributed, shown
+#: once the student has filled both blanks (the words are the student's to judge: no check
+#: marks prose). Its blanks are "later" and "input".
+MODEL_SENTENCE = (
+    "A model answer (the blanks: later, input): PSP is not weight decay: a layer's weights are "
+    "also pulled by the penalty of every later layer, whose potentials they feed (the paper's "
+    "reason: non-locality, Eq. 14), and a weight's own pull scales with the input it "
+    "multiplies, so a weight whose input is always 0 is not pulled at all, however large it is "
+    "(ours: weight decay in the metric of the data, Going further).")
+
 
 @dataclass(frozen=True)
 class PaperSymbols:
