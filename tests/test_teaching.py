@@ -157,6 +157,10 @@ def test_first_layer_z_after_training_and_plots() -> None:
     assert len(table) == 5 and f"{d.z.std():.3f}" in table[2]
     fig = teaching.plot_z_over_activations(dists, 0.1)
     assert isinstance(fig, Figure) and len(fig.axes) == 4
+    for ax in fig.axes[:2]:  # each histogram's peak, 1, sits at the left axis' 1
+        twin = next(t for t in fig.axes[2:] if t.bbox.bounds == ax.bbox.bounds)
+        assert twin.get_ylim() == ax.get_ylim()
+        assert max(p.get_data().values.max() for p in twin.patches) == 1
     plt.close("all")
     box = teaching.lambda_explorer(dists)
     assert box.children[0].value == pytest.approx(0.1)

@@ -113,6 +113,9 @@ FASTEST_LAYER_HINTS = (
      "more decaying weight layer (the ReLUs pass the factors through)"),
     (lambda layer: layer - 1, "one layer short: each layer's z is made by one more decaying "
      "weight layer than the z of the layer below it; which layer's z is made by the most?"),
+    (lambda layer: layer - 2, "each layer's z is made by one more decaying weight layer than "
+     "the z of the layer below it (the ReLUs pass the factors through); which layer's z is "
+     "made by the most?"),
 )
 #: The likely slips in notebook 01's Exercise 2 (the exponent a of layer 2's <z^2>,
 #: which one decay step multiplies by (1 - lam)^a), as `check_prediction` hints: each names the

@@ -106,13 +106,13 @@ def plot_z_over_activations(dists: Mapping[tuple[str, float], ZDistribution], la
         counts = np.histogram(np.clip(d.z, -4, 4), bins=bins)[0]
         hist_ax.stairs(counts / counts.max(), bins, fill=True, color="tab:orange", alpha=0.45,
                        label=f"z, λ = {lam:.1e}")
-        hist_ax.set_ylim(0, 1.25)
         hist_ax.set_yticks([])
         ax.plot(grid, phi, color="tab:blue", lw=2, label="φ(z)")
         ax.plot(grid, dphi, color="tab:green", lw=2, ls="--", label="φ'(z)")
         # the histograms' axes (a twin, transparent) stay on top: no line hides a bar
         ax.set(xlabel="z", xlim=(-4, 4), ylim=(-1.1, 1.1) if act == "tanh" else (-0.1, 1.1),
                title=f"{act}\n<φ'(z)> = {d.mean_slope:.2f}, test acc {d.test_accuracy:.0%}")
+        hist_ax.set_ylim(ax.get_ylim())  # a peak of 1 sits at the left axis' 1
         ax.axvline(0, color="k", lw=0.5)
         ax.grid(alpha=0.3)
     legend_below(fig, [axes[0], twins[0]])
