@@ -128,7 +128,7 @@ def test_exercise_layout(path: Path) -> None:
         model = nb.cells[start].source
         assert "non-local" in model and "Eq. 14" in model and "metric of the" in model
         core = " ".join(c.source for c in core_cells(path))  # both reasons reach the core,
-        assert "weighted by the data" in core and "(not the paper)" in core  # ours as ours
+        assert "weighted by the data" in core and "ours, not the paper's" in core  # ours as ours
         assert "The paper's point" in core and "not local" in core
         # filling both blanks prints the model answer, the same one the solutions give
         sentence = teaching.MODEL_SENTENCE.split("): ", 1)[1]
@@ -145,7 +145,7 @@ def test_exercise_layout(path: Path) -> None:
 PLANTED = {
     "01": [("prediction_1", "1", "one weight layer deep"),
            ("prediction_2", "2", "exponent of z_2 itself"),
-           ("prediction_3", "1", "not what the measurement says")],
+           ("prediction_3", "1", "fewest neurons and the largest z")],
     "02": [("prediction_1", "[2]", "reads every output of layer 1"),
            ("prediction_2", "[1, 3]", "not what the measurement says")],
     "03": [("eq15_mlp", "lambda w, b, x, lam: [(2 * dw, 2 * db) for dw, db in "

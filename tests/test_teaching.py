@@ -76,7 +76,8 @@ def test_train_sgd_equals_torch_sgd(regularizer: str) -> None:
 
 def test_first_look_on_the_notebooks_settings() -> None:
     """Notebook 01's opening claims, on its own (default, seeded) settings: l2 shrinks every
-    layer's weights, PSP shrinks every layer's <z^2>, and PSP's weights shrink most in layer 1."""
+    layer's weights, PSP shrinks every layer's <z^2>, PSP's weights are below l2's in layers 1 and 3
+    (not 2) and shrink most in layer 1."""
     runs = teaching.train_none_l2_psp()
     assert list(runs) == ["none", "l2", "psp"]
     w_l2, z_l2 = teaching.ratios_to_unregularized(runs, "l2")
@@ -87,6 +88,7 @@ def test_first_look_on_the_notebooks_settings() -> None:
     assert all(p < q for p, q in zip(z_psp, z_l2, strict=True))  # PSP pulls z harder than l2
     assert z_psp[1] < z_l2[1] / 3 and z_psp[2] < z_l2[2] / 3  # by far in layers 2 and 3
     assert w_psp[1] > w_l2[1]  # though layer 2's weights stay larger than under l2
+    assert w_psp[0] < w_l2[0] and w_psp[2] < w_l2[2]  # and smaller in layers 1 and 3
     assert min(range(3), key=w_psp.__getitem__) == 0
     # l2 shrinks the weights alike: its per-layer ratios stay within a narrow band
     assert max(w_l2) - min(w_l2) < max(w_psp) - min(w_psp)

@@ -60,6 +60,7 @@ from psp_lite.teaching.exercises import Eq15Check, check_eq15_mlp, check_tensor
 from psp_lite.teaching.first_look import (
     PAPER_L2_LAMBDA,
     PAPER_PSP_LAMBDA,
+    WEAK_PSP_HINTS,
     FirstLookSettings,
     TrainedLayers,
     describe_ratios,
@@ -116,7 +117,7 @@ __all__ = [
     "DECAY_NETWORKS", "FASTEST_LAYER_HINTS", "LAYER_2_EXPONENT_HINTS", "MIN_POINTS",
     "MODEL_SENTENCE",
     "NOT_YET_SHOWN", "PAPER_L2_LAMBDA", "PAPER_PSP_LAMBDA",
-    "WEIGHT_DECAY_CASES",
+    "WEAK_PSP_HINTS", "WEIGHT_DECAY_CASES",
     "PaperSymbols",
     "WeightDecayCases", "decay_network", "decay_two_networks", "eq14_lines", "eq15_16_lines",
     "lambda_in_paper_units", "largest_slopes", "legend_below", "nonzero_rows", "own_term_lines",

@@ -17,6 +17,13 @@ from psp_lite.teaching.toy import linear_layers, mlp, toy_classification, train_
 
 #: The paper's lambda for LeNet5 on MNIST (Sec. 4.1): PSP, and l2 weight decay.
 PAPER_PSP_LAMBDA, PAPER_L2_LAMBDA = 1e-3, 1e-4
+#: The likely slip in notebook 01's Exercise 3 (which layer's weights a thirty times weaker PSP
+#: shrinks most), as a `check_prediction` hint: section 1's ranking, where the reach-back rules.
+WEAK_PSP_HINTS = (
+    (lambda layer: 1, "layer 1 is where section 1's strong PSP shrinks the weights most, pulled by "
+     "every later layer; at a weak lambda compare each layer's own pull, 2 lambda z_l / (N B K_l): "
+     "which layer has the fewest neurons and the largest z?"),
+)
 
 
 @dataclass(frozen=True)
