@@ -286,6 +286,8 @@ def test_check_prediction_says_wrong(prediction: object, measured: object, optio
     ([[1, 3]], [1, 3], {}, "it is a list of lists", "a list of numbers"),
     (np.eye(2), [1, 3], {}, "it is a table of shape (2, 2)", "a list of numbers"),
     ("one and three", [1, 3], {}, "'one' is not a plain number", "a list of numbers"),
+    ([1, 1, 3], [1, 3], {"ordered": False}, "1 appears twice, and in a set of values each "
+     "counts once", "a list of numbers"),
     ("(1-LAM)**(4*STEPS)", 0.5, {}, "'(1-LAM)**(4*STEPS)' is a formula in quotes, so it is "
      "text; without the quotes Python computes the number", "one number"),
     ("exp(-2)", 0.5, {}, "'exp(-2)' is a formula in quotes", "one number"),

@@ -4,6 +4,7 @@ back until a prediction is there."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -138,6 +139,10 @@ def _read_and_compare(prediction: object, measured: object, kind: str, rel_tol: 
         p, m = as_numbers(prediction), as_numbers(measured)
         if not ordered:
             p, m = sorted(p), sorted(m)
+            twice = next((a for a, b in itertools.pairwise(p) if math.isclose(a, b)), None)
+            if twice is not None and len(set(m)) == len(m):  # a set of values: each once
+                raise Unreadable(f"{twice:g} appears twice, and in a set of values each "
+                                 "counts once")
         same = len(p) == len(m) and all(math.isclose(a, b, rel_tol=rel_tol, abs_tol=0.0)
                                         for a, b in zip(p, m, strict=False))
         return same, p, m
