@@ -322,6 +322,19 @@ def test_decay_two_networks_and_largest_slopes() -> None:
     for v in tanh.values():
         assert np.log(v[-1] / v[-21]) / (20 * np.log(0.95)) == pytest.approx(2, rel=1e-4)
     assert np.log(relu[3][-1] / relu[3][0]) / (3 * np.log(0.9)) == pytest.approx(8, rel=1e-5)
+    # the biased panel's dashed reference: layer 1 (input x does not decay) lies on it exactly,
+    # a later layer parallel to it, offset by its biases' mean square over its start <z^2>
+    fig = teaching.plot_mean_z2_during_decay({"tanh, with biases": tanh}, 0.05,
+                                             reference="tanh, with biases")
+    dashed = [ln for ln in fig.axes[0].lines if ln.get_linestyle() == "--"]
+    assert len(dashed) == 1 and dashed[0].get_ydata()[-1] == pytest.approx(0.95 ** 400)
+    assert fig.axes[0].get_legend().get_texts()[0].get_text() == "(1 - λ)^(2t)"
+    v1, v2 = (v / v[0] for v in list(tanh.values())[:2])
+    assert v1 == pytest.approx(dashed[0].get_ydata(), rel=1e-5)
+    net = teaching.mlp((16, 32, 32, 32, 10), "tanh", bias=True, seed=0)
+    share = net[2].bias.detach().square().mean().item() / tanh["3"][0]
+    assert v2[-1] == pytest.approx(share * 0.95 ** 400, rel=1e-2)
+    plt.close("all")
     with pytest.raises(ValueError, match="unknown decay network 'relu'"):
         teaching.decay_network("relu", 8, 0.1, 1)
     lines = teaching.largest_slopes().splitlines()

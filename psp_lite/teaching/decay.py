@@ -71,14 +71,17 @@ def bias_free_relu_prediction(z2_at_start: float, layer: int, lam: float, steps:
 
 
 def plot_mean_z2_during_decay(trajectories: Mapping[str, Mapping[str, np.ndarray]], lam: float,
-                              predicted: str | None = None) -> Figure:
+                              predicted: str | None = None, reference: str | None = None
+                              ) -> Figure:
     """One panel per network: <z_l^2> over decay steps relative to its start (so every line
     starts at 1 and the one lowest at the end shrank by the largest factor), log scale, one line
     per layer l.
 
     For the network named `predicted` (bias-free, ReLU) also draw `bias_free_relu_prediction`
     as wide pale lines underneath, labelled without its formula (the formula is notebook 01's
-    exercise: a legend that printed it would answer it).
+    exercise: a legend that printed it would answer it). For the network named `reference` (with
+    biases) draw (1 - lam)^(2t) dashed: layer 1 lies on it, each later layer runs parallel to it
+    once its z is its own bias's.
     """
     fig, axes = plt.subplots(1, len(trajectories), figsize=(4.5 * len(trajectories), 3.8),
                              squeeze=False)
@@ -90,6 +93,11 @@ def plot_mean_z2_during_decay(trajectories: Mapping[str, Mapping[str, np.ndarray
                         alpha=0.25, color=f"C{l - 1}")
             label = f"layer {l}" + (" (logits)" if name == OUTPUT else "")
             ax.plot(steps, values / values[0], color=f"C{l - 1}", label=label)
+        if title == reference:
+            steps = np.arange(len(next(iter(traj.values()))))
+            ax.plot(steps, (1 - lam) ** (2 * steps), ls="--", color="black", lw=1.2,
+                    label="(1 - λ)^(2t)")
+            ax.legend(handles=ax.lines[-1:], loc="lower left")
         ax.set(yscale="log", xlabel="weight-decay step t", ylabel="<z²> / <z²> at t = 0",
                title=title)
         ax.grid(alpha=0.3)
