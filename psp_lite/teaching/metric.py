@@ -135,7 +135,8 @@ class WeightDecayCases:
         for i, (name, (dw, db)) in enumerate(zip(WEIGHT_DECAY_CASES, self.distances,
                                                  strict=True), start=1):
             bias = "" if db is None else f", bias {db:.0e}"
-            out.append(f"{i}. {name:<44} distance from weight decay: weights {dw:.0e}{bias}")
+            out.append(f"{i}. {name:<44} max|PSP - weight decay| / max|weight decay|: "
+                       f"weights {dw:.0e}{bias}")
         return "\n".join(out)
 
 
