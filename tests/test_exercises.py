@@ -138,6 +138,8 @@ def test_exercise_layout(path: Path) -> None:
         filled = cell.replace("every ... layer", "every later layer")
         filled = filled.replace('"... it', '"input it')
         assert run_cell(filled, {"teaching": teaching}) == teaching.MODEL_SENTENCE + "\n"
+        half = cell.replace("every ... layer", "every later layer")  # one blank left: said so
+        assert run_cell(half, {"teaching": teaching}).startswith("One blank is still '...'")
 
 
 #: Per notebook, for each check cell in order: (variable, planted wrong answer, what the check

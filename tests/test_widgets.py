@@ -8,6 +8,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import nbformat
 import numpy as np
 import pytest
@@ -174,10 +175,32 @@ def test_u_curve_puts_each_regularizer_on_its_own_lambda_axis(result):
     psp, l2 = fig.axes[:2]
     assert psp is not l2 and psp.get_xscale() == l2.get_xscale() == "log"
     assert "PSP" in psp.get_xlabel() and "l2" in l2.get_xlabel()
-    assert [line.get_label() for line in psp.get_lines()] == [LABELS["psp"], LABELS["none"]]
+    assert [line.get_label() for line in psp.get_lines()] == [LABELS["psp"], LABELS["none"],
+                                                               "the paper's λ"]
     assert [line.get_label() for line in l2.get_lines()][0] == LABELS["l2"]
     assert list(psp.get_lines()[0].get_xdata()) == result.lambdas("psp")
     assert list(l2.get_lines()[0].get_xdata()) == result.lambdas("l2")
+    # the paper's λ (Sec. 4.1) dotted on each panel; the error axis linear, percent as read
+    for ax, lam in ((psp, 1e-3), (l2, 1e-4)):
+        dotted = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+        assert [list(ln.get_xdata()) for ln in dotted] == [[lam, lam]]
+    assert psp.get_yscale() == "linear"
+    plt.close("all")
+
+
+def test_u_curve_marks_a_diverged_lambda_where_it_has_no_error(result):
+    """A λ whose loss became NaN has no late-epoch error: an X at the top of its panel, in the
+    legend once, so the class sees where training broke instead of a curve that just stops."""
+    broken = SweepResult(base=result.base, runs=dict(result.runs),
+                         diverged=[("psp", 10.0), ("l2", 3.0)])
+    fig = u_curve(broken)
+    psp, l2 = fig.axes[:2]
+    for ax, lam in ((psp, 10.0), (l2, 3.0)):
+        (x_mark,) = [ln for ln in ax.get_lines() if ln.get_marker() == "X"]
+        assert list(x_mark.get_xdata()) == [lam] and 0.85 < x_mark.get_ydata()[0] < 1
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert labels.count("diverged (loss NaN)") == 1
+    plt.close("all")
 
 
 @pytest.fixture(scope="module")
@@ -336,6 +359,26 @@ def test_the_learning_limit_is_where_the_error_passes_halfway_to_chance(seeded):
     text = activity_reading(broken)
     assert "PSP: stops learning at λ=0.1" in text and "diverged" in text
     assert "<z²>" in text
+
+
+def test_a_u_needs_a_difference_the_seeds_resolve(seeded):
+    """The λ curve's reading calls a curve U-shaped only when each end's seed-paired difference
+    from the best λ is more than two standard errors from zero: a mean gap beyond the test-set
+    noise that one seed contradicts is no U."""
+    from psp_lite.report.readings import sweep_reading
+
+    def flat(error):
+        return lambda h: {"test_error": [float(error(h.config.seed))] * seeded.epochs}
+
+    def psp_line(changes):
+        text = sweep_reading(_with(seeded, changes), smoke=False)
+        return next(line for line in text.splitlines() if line.startswith("PSP:"))
+
+    ends = {("none", 0.0): flat(lambda s: 50), ("psp", 1e-1): flat(lambda s: 90)}
+    agree = psp_line({**ends, ("psp", 1e-3): flat(lambda s: 20 + s)})
+    assert "U-shaped" in agree and "per seed -30.00, -29.00, -28.00" in agree, agree
+    split = psp_line({**ends, ("psp", 1e-3): flat(lambda s: (20, 60, 20)[s])})
+    assert "no clear U" in split and "per seed -30.00, +10.00, -30.00" in split, split
 
 
 def test_the_weight_contrast_measures_a_difference_only_where_there_is_one(seeded):

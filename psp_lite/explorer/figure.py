@@ -24,7 +24,12 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import LogFormatter, MaxNLocator, NullFormatter
 
 from psp_lite.regularizers import WITH_LAMBDA, short_name
-from psp_lite.report.lambda_curves import draw_lambda_points, fit_error_range, lambda_axes
+from psp_lite.report.lambda_curves import (
+    draw_lambda_points,
+    fit_error_range,
+    lambda_axes,
+    mark_paper_and_diverged,
+)
 from psp_lite.report.style import COLORS, LABELS
 from psp_lite.training.history import snapshot_for
 
@@ -179,9 +184,9 @@ class ExplorerFigure:
         (self.err_dot,) = self.ax_err.plot([], [], "o", color="k", ms=5, zorder=5)
         (self.z2_dot,) = self.ax_z2.plot([], [], "o", color="k", ms=5, zorder=5)
         self.ax_err.set(xlabel="epoch", ylabel="test error [%]")
-        self.ax_err.set_title("test error vs epoch (Fig. 2a)", fontsize=10)
-        self.ax_z2.set(xlabel="epoch", ylabel="<z²>", yscale="log")
-        self.ax_z2.set_title("<z²> vs epoch (Fig. 2b)", fontsize=10)
+        self.ax_err.set_title("test error vs epoch, first seed", fontsize=10)
+        self.ax_z2.set(xlabel="epoch", yscale="log")  # the title names it: no label to crowd
+        self.ax_z2.set_title("<z²> vs epoch, first seed", fontsize=10)
         # plain numbers ("0.3"), not "3×10⁻¹" (which crowds a narrow panel)
         self.ax_z2.yaxis.set_major_formatter(_PlainLog(labelOnlyBase=False))
         self.ax_z2.yaxis.set_minor_formatter(_PlainLog(labelOnlyBase=False))
@@ -192,11 +197,12 @@ class ExplorerFigure:
         # the lambda curve: PSP and l2 each on its own lambda axis (their units differ)
         self.ax_u = lambda_axes(fig, grid[0, 6:12])
         self.u_lines = draw_lambda_points(self.ax_u, self.result.groups())
+        mark_paper_and_diverged(self.ax_u, self.result.diverged)
         fit_error_range(self.ax_u, [self.result.groups()])
         for reg, ax in self.ax_u.items():
             ax.set_title(f"{short_name(reg)}: test error vs λ", fontsize=10)
             ax.xaxis.label.set_fontsize(9)
-        self.ax_u["psp"].set_ylabel(f"test error [%], {self.result.late_window()}")
+        self.ax_u["psp"].set_ylabel("test error [%]")
         self.u_dots = {reg: ax.plot([], [], "o", ms=11, mfc="none", mec="k", mew=2, zorder=5)[0]
                        for reg, ax in self.ax_u.items()}
         self.u_y = {key: float(np.mean([h.late_error() for h in self.result.histories(*key)]))
@@ -234,13 +240,19 @@ class ExplorerFigure:
         """One legend for every panel, in a strip below them: never over the data."""
         n = self.result.seeds
         band = f"band: min-max over {n} seeds" if n > 1 else "1 seed (no band)"
+        late = self.result.late_window()
         handles = [Line2D([], [], color=COLORS["psp"], lw=2, label=LABELS["psp"]),
                    Line2D([], [], color=COLORS["l2"], lw=2, label=LABELS["l2"]),
                    Line2D([], [], color=COLORS["none"], lw=1.5, ls="--", label=LABELS["none"]),
                    Line2D([], [], color="k", lw=3, marker="o", mfc="none", ms=8,
                           label="thick line / circle: the chosen run"),
-                   Patch(color="0.6", alpha=0.5, label=f"λ panels: mean, {band}")]
-        self.figure.legend(handles=handles, loc="lower center", ncol=5, fontsize=9,
+                   Line2D([], [], color="0.5", lw=1.0, alpha=0.5,
+                          label="thin lines: its other λ"),
+                   Patch(color="0.6", alpha=0.5, label=f"λ panels: {late}, mean, {band}"),
+                   Line2D([], [], color="0.3", ls=":", lw=1.3, label="the paper's λ"),
+                   Line2D([], [], color="0.3", marker="X", ls="none", ms=8,
+                          label="diverged (loss NaN)")]
+        self.figure.legend(handles=handles, loc="lower center", ncol=4, fontsize=9,
                            frameon=False, bbox_to_anchor=(0.5, 0.0))
 
     def _set_static(self, reg: str) -> None:
@@ -356,8 +368,8 @@ class ExplorerFigure:
             if base_snap is not None:
                 ref.set_ydata(self.hists[(("none", 0.0), base_snap, name)])
         note = "" if snap == e else f" (the kept snapshot nearest to epoch {e})"
-        self.hist_title.set_text(f"weights per layer at epoch {snap}{note} (Fig. 3), first "
-                                 "seed; gray: no regularization")
+        self.hist_title.set_text(f"weights per layer at epoch {snap}{note}, first seed; gray: "
+                                 "no regularization")
         name = short_name(reg if state.lam else "none")
         label = format_lambda(state.lam) if state.lam else "0"
         self.suptitle.set_text(f"{name}, λ = {label}, epoch {e}:  test error {err:.2f} %,  "

@@ -24,6 +24,13 @@ class Gap:
     stderr: float
     seeds: int
 
+    @classmethod
+    def of(cls, differences: Sequence[float], baseline: str) -> Gap:
+        """The gap of these per-seed differences (treated - baseline, points)."""
+        diffs = np.asarray(differences, dtype=float)
+        stderr = float(diffs.std(ddof=1) / math.sqrt(len(diffs))) if len(diffs) > 1 else math.inf
+        return cls(baseline, float(diffs.mean()), stderr, len(diffs))
+
     @property
     def resolved(self) -> bool:
         """More than two standard errors from zero (and at least 3 seeds)."""
@@ -43,10 +50,8 @@ def gap(curves: Mapping[str, Sequence[Sequence[float]]], baseline: str, epochs: 
     a, b = curves[treated], curves[baseline]
     if len(a) != len(b):
         raise ValueError(f"{treated} has {len(a)} seeds but {baseline} has {len(b)}.")
-    diffs = np.array([late_mean(x, epochs, last) - late_mean(y, epochs, last)
-                      for x, y in zip(a, b, strict=True)])
-    stderr = float(diffs.std(ddof=1) / math.sqrt(len(diffs))) if len(diffs) > 1 else math.inf
-    return Gap(baseline, float(diffs.mean()), stderr, len(diffs))
+    return Gap.of([late_mean(x, epochs, last) - late_mean(y, epochs, last)
+                   for x, y in zip(a, b, strict=True)], baseline)
 
 
 def truncations(curves: Mapping[str, Sequence[Sequence[float]]], epochs: Sequence[int],

@@ -1,7 +1,8 @@
 """The lambda curves: late-epoch test error vs lambda, PSP and l2 each on its own lambda axis
 (their lambdas are in different units), the mean over seeds with a min-max band, no
-regularization dashed (`u_curve` for a sweep, `sweep_curves` for a results pack's, with the
-student's beside it). One late-epoch rule (`late_epochs`) for every point drawn."""
+regularization dashed, the paper's lambda dotted, a lambda whose training diverged as an X at the
+top (`u_curve` for a sweep, `sweep_curves` for a results pack's, with the student's beside it).
+One late-epoch rule (`late_epochs`) for every point drawn, on a linear error axis."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from psp_lite.paper import PAPER_LAMBDA
 from psp_lite.regularizers import WITH_LAMBDA
 from psp_lite.report.stats import sweep_points
 from psp_lite.report.style import COLORS, LABELS
@@ -92,11 +94,26 @@ def draw_lambda_points(axes: dict[str, Axes], groups: Groups, *, source: str = "
     return lines
 
 
+def mark_paper_and_diverged(axes: dict[str, Axes],
+                            diverged: Sequence[tuple[str, float]] = ()) -> None:
+    """On each regularizer's panel: the paper's λ (Sec. 4.1) as a dotted vertical line, and each
+    λ whose training diverged (loss NaN: no error to draw) as an X at the top of the panel."""
+    for i, (reg, ax) in enumerate(axes.items()):
+        ax.axvline(PAPER_LAMBDA[reg], color="0.3", ls=":", lw=1.3,
+                   label="the paper's λ" if i == 0 else "_")
+    shown = False
+    for reg, lam in diverged:
+        if reg in axes:
+            axes[reg].plot([lam], [0.92], "X", ms=9, color=COLORS[reg], clip_on=False,
+                           transform=axes[reg].get_xaxis_transform(), zorder=6,
+                           label="_" if shown else "diverged (loss NaN)")
+            shown = True
+
+
 def fit_error_range(axes: dict[str, Axes], groups_list: Sequence[Groups]) -> None:
-    """The shared test-error range: every band whole, and never tighter than the noise (four
-    binomial standard errors of the unregularized run's error on the test images, i.e. ±2
-    SE), so seed-to-seed noise is never drawn as a big effect. A range over a factor 3 (runs
-    that stopped learning) goes on a log scale."""
+    """The shared test-error range, linear: every band whole, and never tighter than the noise
+    (four binomial standard errors of the unregularized run's error on the test images, i.e.
+    ±2 SE), so seed-to-seed noise is never drawn as a big effect."""
     errors = [e for g in groups_list for pts in sweep_points(g).values() for _, es in pts
               for e in es]
     if not errors:
@@ -106,13 +123,8 @@ def fit_error_range(axes: dict[str, Axes], groups_list: Sequence[Groups]) -> Non
     if hi - lo < noise:
         mid = (hi + lo) / 2
         lo, hi = mid - noise / 2, mid + noise / 2
-    ax = next(iter(axes.values()))
-    if hi > 3 * max(lo, 1e-9):
-        ax.set_yscale("log")
-        ax.set_ylim(lo / 1.1, hi * 1.1)
-    else:
-        pad = 0.06 * (hi - lo)
-        ax.set_ylim(max(0.0, lo - pad), hi + pad)
+    pad = 0.06 * (hi - lo)
+    next(iter(axes.values())).set_ylim(max(0.0, lo - pad), hi + 2.5 * pad)  # room for an X
 
 
 def _legend_below(fig: Figure, axes: dict[str, Axes], ncol: int = 3) -> None:
@@ -130,12 +142,14 @@ def _legend_below(fig: Figure, axes: dict[str, Axes], ncol: int = 3) -> None:
 def u_curve(result: SweepResult, axes: dict[str, Axes] | None = None,
             highlight: str | None = None) -> Figure:
     """Late-epoch test error vs λ of a sweep: PSP and l2 each on its own λ axis (their λ are in
-    different units), the mean over seeds with a min-max band, no regularization dashed; the
-    y range never tighter than the noise. `highlight` fades the other regularizer."""
+    different units), the mean over seeds with a min-max band, no regularization dashed, the
+    paper's λ dotted and a diverged λ as an X; the y range never tighter than the noise.
+    `highlight` fades the other regularizer."""
     own = axes is None
     axes = axes or lambda_axes()
     groups = result.groups()
     lines = draw_lambda_points(axes, groups)
+    mark_paper_and_diverged(axes, result.diverged)
     if highlight is not None:
         for reg, line in lines.items():
             if reg in WITH_LAMBDA and reg != highlight:

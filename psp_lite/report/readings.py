@@ -10,6 +10,7 @@ import numpy as np
 
 from psp_lite.data import CATALOG
 from psp_lite.regularizers import WITH_LAMBDA, short_name
+from psp_lite.report.effect import Gap
 from psp_lite.report.stats import SummaryRow
 from psp_lite.training.config import paper_config
 from psp_lite.training.history import Groups
@@ -172,8 +173,29 @@ def standard_error(error_percent: float, n_test: int) -> float:
     return 100 * math.sqrt(max(p * (1 - p), 1e-4) / max(n_test, 1))
 
 
+def paired_differences(result: SweepResult, a: tuple[str, float], b: tuple[str, float]
+                       ) -> list[float]:
+    """Per seed that both hold, the late-epoch test error of run `a` minus run `b` (points): the
+    same seed starts both from the same weights, so the difference leaves that noise out."""
+    by_seed = {h.config.seed: h.late_error() for h in result.histories(*b)}
+    return [h.late_error() - by_seed[h.config.seed] for h in result.histories(*a)
+            if h.config.seed in by_seed]
+
+
+def _worse(differences: list[float], mean_gap: float, noise: float) -> bool:
+    """Is an end of a λ curve worse than its best λ? With 3 or more seeds: its seed-paired
+    difference is resolved (`effect.Gap`) and positive; with fewer, the mean gap exceeds the
+    test-set noise."""
+    if len(differences) >= 3:
+        g = Gap.of(differences, "best λ")
+        return g.resolved and g.mean > 0
+    return mean_gap > noise
+
+
 def sweep_reading(result: SweepResult, *, smoke: bool) -> str:
-    """What the final-error-vs-lambda curves show, in words, with the noise level stated."""
+    """What the final-error-vs-lambda curves show, in words, with the noise level stated: with
+    three or more seeds an end of the curve counts as worse than the best λ only if their
+    seed-paired difference is more than two standard errors from zero."""
     n_test = result.base.test_subset or CATALOG[result.base.dataset].sizes[1]
     base = result.baseline
     base_error = (float(np.mean([h.late_error() for h in result.histories("none", 0.0)]))
@@ -188,16 +210,25 @@ def sweep_reading(result: SweepResult, *, smoke: bool) -> str:
             continue
         lam, best = min(points, key=lambda item: item[1])
         noise = 2 * standard_error(best, n_test)
+        small_key = ("none", 0.0) if base is not None else (reg, points[0][0])
         small = base_error if base is not None else points[0][1]
         large = points[-1][1]
+        below = paired_differences(result, small_key, (reg, lam))  # > 0: the end is worse
+        above = paired_differences(result, (reg, points[-1][0]), (reg, lam))
         text = f"{short_name(reg)}: lowest late-epoch test error {best:.2f} % at λ={lam:g}"
         if base is not None:
             text += (f" ({best - base_error:+.2f} points vs no regularization, "
-                     f"{base_error:.2f} %)")
+                     f"{base_error:.2f} %")
+            if len(below) > 1:
+                text += "; per seed " + ", ".join(f"{-d:+.2f}" for d in below)
+            text += ")"
         text += f"; the largest λ={points[-1][0]:g} gives {large:.2f} %. "
-        if small - best > noise and large - best > noise:
-            text += "Both ends are clearly worse than the middle: a U-shaped curve."
-        elif large - best > noise:
+        lower_end = _worse(below, small - best, noise)
+        upper_end = _worse(above, large - best, noise)
+        if lower_end and upper_end:
+            text += ("Both ends are worse than the middle, beyond the noise (paired by seed): "
+                     "a U-shaped curve.")
+        elif upper_end:
             text += ("Too much regularization clearly hurts, but below the best λ the curve is "
                      "flat within the noise: no clear U here (more epochs or less data would "
                      "let the unregularized net overfit more).")

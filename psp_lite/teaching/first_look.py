@@ -11,12 +11,13 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from psp_lite.paper import PAPER_LAMBDA
 from psp_lite.potentials import capture, mean_square
 from psp_lite.teaching.style import legend_below, readable
 from psp_lite.teaching.toy import linear_layers, mlp, toy_classification, train_sgd
 
 #: The paper's lambda for LeNet5 on MNIST (Sec. 4.1): PSP, and l2 weight decay.
-PAPER_PSP_LAMBDA, PAPER_L2_LAMBDA = 1e-3, 1e-4
+PAPER_PSP_LAMBDA, PAPER_L2_LAMBDA = PAPER_LAMBDA["psp"], PAPER_LAMBDA["l2"]
 #: The likely slip in notebook 01's Exercise 3 (which layer's weights a thirty times weaker PSP
 #: shrinks most), as a `check_prediction` hint: section 1's ranking, where the reach-back rules.
 WEAK_PSP_HINTS = (
