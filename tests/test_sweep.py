@@ -134,6 +134,12 @@ def test_a_diverging_run_is_recorded_cached_as_a_history_and_not_retrained(monke
     result = sweep(**TINY)
     assert result.diverged == [("psp", 1e-2)] and ("psp", 1e-2) not in result.runs
     assert "diverged" in result.table()
+    # one table per regularizer, each with its own λ column (their λ are in different units)
+    psp_rows = result.table("psp").splitlines()
+    assert psp_rows[0] == "| PSP λ | test error % |" and psp_rows[-1] == "| 0.01 | diverged |"
+    assert all(f"| {lam:g} |" in result.table("psp") for lam in result.lambdas("psp"))
+    assert not any(f"| {lam:g} |" in result.table("l2") for lam in result.lambdas("psp")
+                   if lam not in result.lambdas("l2"))
     data = load_dataset("synthetic-mnist", train_subset=200, test_subset=100)
     stored = cache.load(sweep_configs(**{k: v for k, v in TINY.items() if k != "progress"})[2],
                         data.fingerprint)

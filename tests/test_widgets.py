@@ -66,7 +66,7 @@ def test_render_puts_the_chosen_run_into_the_highlight_and_histograms(explorer, 
     drawn = np.nan_to_num(explorer.hist_run[layer].get_ydata()[:-1])
     np.testing.assert_allclose(drawn * np.diff(explorer.edges["fc1.weight"]) *
                                h.weights[1]["fc1.weight"].size, counts)
-    assert "l2, λ = 1.0e-02, epoch 1" in explorer.suptitle.get_text()
+    assert "l2, λ = 1.0e-02, first seed, epoch 1" in explorer.suptitle.get_text()
     assert fig is explorer.figure and explorer.last.png_sha1 is None
     # the lambda curve: the chosen regularizer's line in front, the other one faded
     assert explorer.u_lines["l2"].get_alpha() == 1.0 and explorer.u_lines["psp"].get_alpha() < 1

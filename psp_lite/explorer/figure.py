@@ -372,8 +372,8 @@ class ExplorerFigure:
                                  "no regularization")
         name = short_name(reg if state.lam else "none")
         label = format_lambda(state.lam) if state.lam else "0"
-        self.suptitle.set_text(f"{name}, λ = {label}, epoch {e}:  test error {err:.2f} %,  "
-                               f"<z²> {z2:.3g}")
+        self.suptitle.set_text(f"{name}, λ = {label}, first seed, epoch {e}:  test error "
+                               f"{err:.2f} %,  <z²> {z2:.3g}")
 
     def _fit_error_axis(self, reg: str) -> None:
         """y range of the test-error panel: every visible run, except that runs far worse than

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # a sweep is read here, never run
 
 #: Each regularizer's lambda axis: their lambdas are in different units, so never one axis.
 LAMBDA_AXIS = {"psp": "PSP λ  (× layer-mean <z²>)", "l2": "l2 λ  (× ½ Σ θ², weight decay)"}
-BAND_ALPHA = 0.22
+BAND_ALPHA = 0.3
 
 
 def lambda_axes(fig: Figure | None = None, spec=None) -> dict[str, Axes]:
@@ -90,7 +90,7 @@ def draw_lambda_points(axes: dict[str, Axes], groups: Groups, *, source: str = "
                               lw=1.3, label=f"{LABELS['none']}{suffix}" if i == 0 else "_")
             lines.setdefault("none", line)
             if len(base) > 1:
-                ax.axhspan(base.min(), base.max(), color=COLORS["none"], alpha=0.12, lw=0)
+                ax.axhspan(base.min(), base.max(), color=COLORS["none"], alpha=0.2, lw=0)
     return lines
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from psp_lite.data import CATALOG
+from psp_lite.paper import PAPER_LAMBDA
 from psp_lite.regularizers import WITH_LAMBDA, short_name
 from psp_lite.report.effect import Gap
 from psp_lite.report.stats import SummaryRow
@@ -227,13 +228,18 @@ def sweep_reading(result: SweepResult, *, smoke: bool) -> str:
         upper_end = _worse(above, large - best, noise)
         if lower_end and upper_end:
             text += ("Both ends are worse than the middle, beyond the noise (paired by seed): "
-                     "a U-shaped curve.")
+                     "a U-shaped curve, in this short protocol.")
         elif upper_end:
             text += ("Too much regularization clearly hurts, but below the best λ the curve is "
                      "flat within the noise: no clear U here (more epochs or less data would "
                      "let the unregularized net overfit more).")
         else:
             text += "The curve is flat within the noise."
+        paper = PAPER_LAMBDA[reg]
+        if base is not None and paper in result.lambdas(reg):
+            at_paper = dict(points)[paper]
+            text += (f" At the paper's λ={paper:g}: {at_paper:.2f} % "
+                     f"({at_paper - base_error:+.2f} points vs no regularization).")
         lines.append(text)
     seeds = result.seeds
     spread = [np.ptp(e) for reg in WITH_LAMBDA for _, e in result.late_errors(reg) if len(e) > 1]

@@ -186,14 +186,18 @@ class SweepResult:
         changes = {} if seed is None else {"seed": seed}
         return dataclasses.replace(self.base, regularizer=regularizer, lam=float(lam), **changes)
 
-    def table(self) -> str:
+    def table(self, regularizer: str | None = None) -> str:
         """Late-epoch test error (%, averaged over `late_window()`) vs lambda as a Markdown
-        table, one column per regularizer; with several seeds, mean ± std over seeds (seeds in
+        table, one column per regularizer, or only `regularizer`'s with its own λ column (their
+        λ are in different units); with several seeds, mean ± std over seeds (seeds in
         brackets)."""
         tried = {*self.runs, *self.diverged}
-        regs = [r for r in WITH_LAMBDA if any(k[0] == r for k in tried)]
+        regs = [r for r in WITH_LAMBDA if any(k[0] == r for k in tried)
+                and regularizer in (None, r)]
         lams = sorted({lam for r, lam in tried if r in regs})
-        head = "| λ | " + " | ".join(f"{short_name(r)}: test error %" for r in regs) + " |"
+        first = f"{short_name(regularizer)} λ" if regularizer else "λ"
+        head = f"| {first} | " + " | ".join("test error %" if regularizer else
+                                            f"{short_name(r)}: test error %" for r in regs) + " |"
         lines = [head, "|---" * (len(regs) + 1) + "|"]
 
         def cell(key: Key) -> str:
