@@ -130,7 +130,7 @@ def test_fig3_without_kde_labels_the_histograms_and_rejects_unknown_layers():
     results = fake_results(1, regs=("l2", "psp"))
     fig = plots.weight_histograms(results, kde=False, layers=["fc1"])
     (ax,) = [a for a in fig.axes if a.get_visible()]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["l2 (weight decay)", "PSP"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["l2 (weight decay)", "PSP"]
     with pytest.raises(ValueError, match="no weights named"):
         plots.weight_histograms(results, layers=["conv9"])
 
@@ -204,3 +204,34 @@ def test_table2_curves_by_model_and_bars_beside_the_paper():
     assert len(ax.patches) == 2 * len(rows)  # ours and the paper's for every row
     heights = sorted(round(p.get_height(), 2) for p in ax.patches)
     assert {5.1, 4.6, 9.1, 8.6} <= set(heights)
+
+
+def test_report_figures_are_readable_when_projected():
+    """04-07's figures, as drawn: at least 100 dpi, no wider than a notebook column (so shown
+    unscaled), no text under 9 pt, every legend outside every panel; the <z²> panels three a
+    row (five side by side, shrunk to the column, were unreadable)."""
+    from psp_lite.report import style
+
+    two = fake_results(2, regs=("l2", "psp"))
+    by_model = {m: fake_results(1, regs=("l2", "psp"), dataset="cifar10", model=m, epochs=3)
+                for m in ("resnet18", "allcnnc", "mobilenetv2")}
+    rows = [r for m in by_model.values() for r in psp_lite.report.summarize(m)]
+    figures = {"fig2a": plots.test_error_curves(two), "fig2b": plots.z2_curves(two),
+               "fig3": plots.weight_histograms(two), "table2": plots.curves_by_model(by_model),
+               "bars": plots.comparison_bars(rows),
+               "beside": plots.beside(fake_results(1), fake_results(1))}
+    for name, fig in figures.items():
+        fig.draw_without_rendering()
+        assert fig.dpi >= 100 and fig.get_size_inches()[0] <= style.MAX_WIDTH_IN, name
+        small = [(t.get_text(), t.get_fontsize()) for t in style.texts(fig)
+                 if t.get_fontsize() < style.MIN_POINTS]
+        assert not small, f"{name}: text under {style.MIN_POINTS} pt: {small[:3]}"
+        legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+        assert legends, name
+        for legend in legends:
+            box = legend.get_window_extent()
+            assert not any(box.overlaps(ax.get_window_extent()) for ax in fig.axes), name
+    z2 = figures["fig2b"].axes
+    assert len({round(ax.get_position().y0, 3) for ax in z2}) == 2  # 5 panels in 2 rows
+    plt.close("all")
+

@@ -15,6 +15,7 @@ from torch import nn  # noqa: E402
 
 from psp_lite import analytic, psp_penalty, teaching
 from psp_lite.models import LeNet5
+from psp_lite.report import style
 
 F64 = torch.float64
 
@@ -404,8 +405,8 @@ def test_teaching_figures_are_readable_when_projected() -> None:
     for name, fig in _teaching_figures().items():
         fig.draw_without_rendering()
         assert fig.dpi >= 100, name
-        assert fig.get_size_inches()[0] <= teaching.style.MAX_WIDTH_IN, name
-        small = [(t.get_text(), t.get_fontsize()) for t in teaching.style.texts(fig)
+        assert fig.get_size_inches()[0] <= style.MAX_WIDTH_IN, name
+        small = [(t.get_text(), t.get_fontsize()) for t in style.texts(fig)
                  if t.get_fontsize() < teaching.MIN_POINTS]
         assert not small, f"{name}: text under {teaching.MIN_POINTS} pt: {small[:3]}"
         legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]

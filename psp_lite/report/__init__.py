@@ -6,7 +6,9 @@
 * `figures`: the paper's figures (Figs. 2-3, Table 2's bars, a pack beside the student's run).
 * `lambda_curves`: test error vs lambda, each regularizer on its own lambda axis.
 * `pack_views`: what the notebooks show of a results pack.
-* `style`: the regularizers' legend labels and colours.
+* `style`: the regularizers' legend labels and colours, and `readable`: every teaching and
+  report figure readable when projected (fonts >= 9 pt, 100 dpi, at most 9 in wide, legends
+  off the data).
 """
 
 from psp_lite.report.figures import (

@@ -17,11 +17,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from psp_lite.paper import paper_error
 from psp_lite.report.stats import SummaryRow
-from psp_lite.report.style import COLORS, LABELS
+from psp_lite.report.style import COLORS, LABELS, legend_below, readable
 from psp_lite.training.history import Groups
 
 if TYPE_CHECKING:  # a sweep is read here, never run
@@ -55,6 +55,7 @@ def test_error_curves(results: Groups, ax: Axes | None = None, *, paper: bool = 
     """Fig. 2a: test error (%) per epoch; per regularizer a line (mean over seeds) and, with more
     than one seed, a min-max band. `paper` adds the paper's number as a dotted line where the
     paper has one for this dataset and model (labelled "paper: ...")."""
+    own = ax is None
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.4, 4.2))
     for reg, histories in results.items():
         color = COLORS.get(reg, "k")
@@ -69,9 +70,20 @@ def test_error_curves(results: Groups, ax: Axes | None = None, *, paper: bool = 
     ax.set(xlabel="epoch", ylabel="test error [%]",
            title=title or f"Test error, {c.model} on {c.dataset} ({_seed_note(results)})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return fig
+    if not own:  # in a caller's panel: the caller places the legend (`_legend_once`)
+        ax.legend(fontsize=9)
+        return fig
+    legend_below(fig, [ax], ncol=2)
+    return readable(fig)
+
+
+def _legend_once(fig: Figure, axes: Sequence[Axes], ncol: int = 3) -> None:
+    """The panels' own legends replaced by one below them all (off the data)."""
+    for ax in axes:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    legend_below(fig, axes, ncol=ncol)
 
 
 def _z2_panel(ax: Axes, results: Groups, get: Callable, title: str) -> None:
@@ -81,38 +93,56 @@ def _z2_panel(ax: Axes, results: Groups, get: Callable, title: str) -> None:
                    log=True)
     ax.set(yscale="log", xlabel="epoch", title=title)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    # plain numbers ("0.5"), minor ticks labelled only at 2 and 5: "6×10⁰" crowds a small panel
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(_two_and_five))
     ax.grid(alpha=0.3, which="both")
+
+
+def _two_and_five(value: float, _pos: object) -> str:
+    """A log axis's minor label: the value at 2 and 5 times a power of ten, else nothing."""
+    if value <= 0:
+        return ""
+    mantissa = value / 10 ** math.floor(math.log10(value))
+    return f"{value:g}" if round(mantissa) in (2, 5) and abs(mantissa - round(mantissa)) < 1e-6 \
+        else ""
 
 
 def z2_curves(results: Groups, per_layer: bool = True) -> Figure:
     """Fig. 2b: <z^2> on the test set per epoch on a log scale: the mean over layers (what the
-    paper plots) and, with `per_layer`, one panel per layer (logits last)."""
+    paper plots) and, with `per_layer`, one panel per layer (logits last), three panels a row
+    (a row of five, shrunk to the notebook's width, would be unreadable when projected)."""
     layers = list(next(iter(results.values()))[0].z2_layers) if per_layer else []
     n = 1 + len(layers)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.6 * rows + 0.6), squeeze=False)
     panels = [("mean over layers (Fig. 2b)", lambda h: h.z2)]
     panels += [(name, lambda h, k=name: h.z2_layers[k]) for name in layers]
-    for ax, (title, get) in zip(axes[0], panels, strict=True):
+    for ax, (title, get) in zip(axes.flat, panels, strict=False):
         _z2_panel(ax, results, get, title)
-    axes[0][0].set_ylabel("<z²> on the test set (log)")
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"Post-synaptic potentials ({_seed_note(results)})", y=1.02)
-    fig.tight_layout()
-    return fig
+    for ax in axes.flat[n:]:
+        fig.delaxes(ax)
+    for row in axes:
+        row[0].set_ylabel("<z²> (log)")
+    fig.suptitle(f"<z²> on the test set ({_seed_note(results)})")
+    legend_below(fig, [axes[0][0]])
+    return readable(fig)
 
 
 def curves_by_model(results_by_model: dict[str, Groups]) -> Figure:
     """Table 2's runs as curves: one column per network, test error (top) and the layer-mean
     <z^2> on a log scale (bottom), one line per regularizer."""
     models = list(results_by_model)
-    fig, axes = plt.subplots(2, len(models), figsize=(4.4 * len(models), 6.4), squeeze=False)
+    fig, axes = plt.subplots(2, len(models), figsize=(min(3.0 * len(models), 9.0), 6.4),
+                             squeeze=False)
     for col, model in enumerate(models):
         results = results_by_model[model]
         test_error_curves(results, axes[0][col], title=f"{model}: test error")
-        _z2_panel(axes[1][col], results, lambda h: h.z2, f"{model}: <z²> (mean over layers)")
-    axes[1][0].set_ylabel("<z²> on the test set (log)")
-    fig.tight_layout()
-    return fig
+        _z2_panel(axes[1][col], results, lambda h: h.z2, f"{model}: <z²>")
+    axes[1][0].set_ylabel("<z²>, layer mean (log)")
+    _legend_once(fig, list(axes[0]))
+    return readable(fig)
 
 
 def comparison_bars(rows: list[SummaryRow]) -> Figure:
@@ -124,21 +154,20 @@ def comparison_bars(rows: list[SummaryRow]) -> Figure:
     err = [r.ours_std if r.seeds > 1 else 0.0 for r in rows]
     mine = ax.bar(x - 0.2, ours, 0.4, yerr=err if any(err) else None, capsize=3,
                   color=[COLORS.get(r.regularizer, "k") for r in rows], label="ours")
-    ax.bar_label(mine, fmt="%.2f", fontsize=7)
+    ax.bar_label(mine, fmt="%.2f", fontsize=9)
     paper_x = [i + 0.2 for i, r in enumerate(rows) if r.paper is not None]
     paper_y = [r.paper for r in rows if r.paper is not None]
     paper_c = [COLORS.get(r.regularizer, "k") for r in rows if r.paper is not None]
     if paper_y:
         theirs = ax.bar(paper_x, paper_y, 0.4, color="white", edgecolor=paper_c, hatch="//",
                         label="paper")
-        ax.bar_label(theirs, fmt="%.2f", fontsize=7)
+        ax.bar_label(theirs, fmt="%.2f", fontsize=9)
     ax.set_xticks(x, [f"{r.model}\n{LABELS.get(r.regularizer, r.regularizer)}" for r in rows],
-                  fontsize=8)
+                  fontsize=9)
     ax.set(ylabel="test error [%]", title="Test error: ours (solid) and the paper's (hatched)")
-    ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    return fig
+    legend_below(fig, [ax])
+    return readable(fig)
 
 
 # ----------------------------------------------------------------------------- Fig. 3
@@ -203,15 +232,14 @@ def weight_histograms(results: Groups, regularizers: tuple[str, ...] = ("l2", "p
                             clip=(lo, hi))
         ax.set(xlim=(lo, hi), xlabel="weight value", ylabel="density",
                title=f"{name} ({len(values[chosen[0]])} weights)")
-        ax.legend(fontsize=8)
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
     h = results[chosen[0]][seed_index]
     shown = epoch or max(h.weights)
     fig.suptitle(f"Trained weights per layer (Fig. 3), {h.config.dataset}, epoch {shown}, "
                  f"seed {h.config.seed}; central 99 % of values", fontsize=10)
-    fig.tight_layout()
-    return fig
+    legend_below(fig, [axes.flat[0]])
+    return readable(fig)
 
 
 @dataclass
@@ -298,5 +326,5 @@ def beside(theirs: Groups, own: Groups | None = None, *, theirs_title: str = "re
         _error_and_z2(axes[0][0], axes[1][0], own, own_title or
                       f"your run: {first.dataset}, {_seed_note(own)}, {first.epochs} epochs")
     _error_and_z2(axes[0][-1], axes[1][-1], theirs, theirs_title)
-    fig.tight_layout()
-    return fig
+    _legend_once(fig, list(axes[0]))
+    return readable(fig)

@@ -7,8 +7,6 @@
 * `metric`: PSP for one layer as weight decay in the metric of its input (trace identity), and
   the cases where it is exactly weight decay (notebook 03).
 * `derivation`: notebook 02's checks of Eqs. 9-16, one call and one line each.
-* `style`: every teaching figure readable when projected (fonts >= 9 pt, 100 dpi, legends off
-  the data).
 * `normalizations`: the two readings of Eq. 7 on a batch, layer by layer (notebook 04).
 * `decomposition`: one-line gradient checks and Eq. 14's split by source layer.
 * `answers`: reading what a student typed into a prediction cell.
@@ -19,6 +17,7 @@
 * `exercises`: `check_tensor`, and the Eq. 15 check with its diagnosis.
 """
 
+from psp_lite.report.style import MIN_POINTS, legend_below, readable
 from psp_lite.teaching.decay import (
     DECAY_NETWORKS,
     FASTEST_LAYER_HINTS,
@@ -101,7 +100,6 @@ from psp_lite.teaching.slopes import (
     plot_z_over_activations,
     slope_table,
 )
-from psp_lite.teaching.style import MIN_POINTS, legend_below, readable
 from psp_lite.teaching.toy import (
     ACTIVATION_NAMES,
     REGULARIZERS,

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from psp_lite.potentials import OUTPUT, capture, mean_square
 from psp_lite.regularizers import check_lambda
-from psp_lite.teaching.style import legend_below, readable
+from psp_lite.report.style import legend_below, readable
 from psp_lite.teaching.toy import mlp, single_thread
 
 

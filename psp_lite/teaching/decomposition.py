@@ -14,7 +14,7 @@ from matplotlib.ticker import ScalarFormatter
 from torch import Tensor
 
 from psp_lite.analytic import GradientCheckRow, LayerRecord
-from psp_lite.teaching.style import legend_below, readable
+from psp_lite.report.style import legend_below, readable
 
 
 def check_line(label: str, rows: Sequence[GradientCheckRow]) -> str:

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from psp_lite.paper import PAPER_LAMBDA
 from psp_lite.potentials import capture, mean_square
-from psp_lite.teaching.style import legend_below, readable
+from psp_lite.report.style import legend_below, readable
 from psp_lite.teaching.toy import linear_layers, mlp, toy_classification, train_sgd
 
 #: The paper's lambda for LeNet5 on MNIST (Sec. 4.1): PSP, and l2 weight decay.

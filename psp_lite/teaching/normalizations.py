@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from psp_lite.analytic import autograd_gradient, autograd_psp_gradients
 from psp_lite.potentials import capture
 from psp_lite.regularizers import NORMALIZATIONS, psp_gradient_scale, psp_penalty
-from psp_lite.teaching.style import legend_below, readable
+from psp_lite.report.style import legend_below, readable
 
 
 @dataclass(frozen=True)

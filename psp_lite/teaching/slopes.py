@@ -15,7 +15,7 @@ from torch import Tensor
 
 from psp_lite.analytic import activation_derivative
 from psp_lite.potentials import capture
-from psp_lite.teaching.style import legend_below, readable
+from psp_lite.report.style import legend_below, readable
 from psp_lite.teaching.toy import make_activation, mlp, single_thread, toy_classification, train_sgd
 
 
