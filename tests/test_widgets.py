@@ -359,6 +359,13 @@ def test_the_learning_limit_is_where_the_error_passes_halfway_to_chance(seeded):
     text = activity_reading(broken)
     assert "PSP: stops learning at λ=0.1" in text and "diverged" in text
     assert "<z²>" in text
+    # the third answer: conv1's and fc1's spread at the pair, as the contrast table has it
+    from psp_lite.explorer.activity import weight_contrast
+
+    rows = {r.layer: r for r in weight_contrast(broken, *activity_pair(broken))}
+    ratio = rows["fc1"].std["psp"] / rows["fc1"].std["none"]
+    assert f"PSP λ=0.001 conv1 {rows['conv1'].std['psp'] / rows['conv1'].std['none']:.2f}" \
+        in text.splitlines()[-1] and f"fc1 {ratio:.2f}" in text.splitlines()[-1]
 
 
 def test_a_u_needs_a_difference_the_seeds_resolve(seeded):

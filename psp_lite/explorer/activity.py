@@ -135,14 +135,32 @@ def activity_reading(result: SweepResult) -> str:
             lines.append(f"{name}: learns at every swept λ ({errors}); try a larger one with "
                          "'train this λ'.")
         elif (reg, limit) in result.diverged:
-            lines.append(f"{name}: learns up to the largest λ it could train ({errors}); at "
-                         f"λ={limit:g} the training diverged (its loss became NaN) before it "
-                         "stopped learning.")
+            lines.append(f"{name}: no longer learns from λ={limit:g}, where the training "
+                         f"diverged (its loss became NaN); below it, it learns ({errors}).")
         else:
             lines.append(f"{name}: stops learning at λ={limit:g} ({errors}).")
-    lines.append(z2_line(result, *activity_pair(result)))
+    pair = activity_pair(result)
+    lines.append(z2_line(result, *pair))
+    lines.append(spread_line(result, *pair))
     return "\n".join(lines)
 
 
+def spread_line(result: SweepResult, psp_lam: float, l2_lam: float,
+                layers: tuple[str, ...] = ("conv1", "fc1")) -> str:
+    """The activity's third answer: `layers`' weight spread (std) at the last epoch under each
+    regularizer, as a fraction of no regularization's (first seed; the full table is
+    `contrast_table`)."""
+    rows = {r.layer: r for r in weight_contrast(result, psp_lam, l2_lam)}
+    shown = [n for n in layers if n in rows]
+
+    def part(reg: str, lam: float) -> str:
+        return f"{short_name(reg)} λ={lam:g} " + ", ".join(
+            f"{n} {rows[n].std[reg] / rows[n].std['none']:.2f}" for n in shown)
+
+    epoch = rows[shown[0]].epoch if shown else result.epochs
+    return (f"weight spread at epoch {epoch} as a fraction of no regularization's (first seed): "
+            f"{part('psp', psp_lam)}; {part('l2', l2_lam)}")
+
+
 __all__ = ["CHANCE", "LayerContrast", "activity_pair", "activity_reading", "contrast_table",
-           "learning_limit", "total_variation", "weight_contrast", "z2_line"]
+           "learning_limit", "spread_line", "total_variation", "weight_contrast", "z2_line"]

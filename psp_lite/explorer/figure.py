@@ -372,8 +372,10 @@ class ExplorerFigure:
                                  "no regularization")
         name = short_name(reg if state.lam else "none")
         label = format_lambda(state.lam) if state.lam else "0"
+        late = self.u_y[key]
         self.suptitle.set_text(f"{name}, λ = {label}, first seed, epoch {e}:  test error "
-                               f"{err:.2f} %,  <z²> {z2:.3g}")
+                               f"{err:.2f} %,  <z²> {z2:.3g};  mean of seeds, "
+                               f"{self.result.late_window()}: {late:.2f} %")
 
     def _fit_error_axis(self, reg: str) -> None:
         """y range of the test-error panel: every visible run, except that runs far worse than

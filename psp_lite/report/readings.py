@@ -221,7 +221,9 @@ def sweep_reading(result: SweepResult, *, smoke: bool) -> str:
             text += (f" ({best - base_error:+.2f} points vs no regularization, "
                      f"{base_error:.2f} %")
             if len(below) > 1:
-                text += "; per seed " + ", ".join(f"{-d:+.2f}" for d in below)
+                paired = Gap.of([-d for d in below], "none")
+                text += ("; per seed " + ", ".join(f"{-d:+.2f}" for d in below)
+                         + f", paired {paired.mean:+.2f} ± {paired.stderr:.2f}")
             text += ")"
         text += f"; the largest λ={points[-1][0]:g} gives {large:.2f} %. "
         lower_end = _worse(below, small - best, noise)
@@ -247,5 +249,7 @@ def sweep_reading(result: SweepResult, *, smoke: bool) -> str:
                   f"{max(spread):.1f} points" if spread else "one seed per λ")
     lines.append(f"Noise: two standard errors of a test error measured on {n_test} images are "
                  f"about ±{2 * standard_error(small if base else 10.0, n_test):.1f} points; "
-                 f"{per_lambda}.")
+                 f"{per_lambda}. Every run is tested on the same images, and a seed starts "
+                 "every run from the same weights, so two λ are compared seed by seed (paired: "
+                 "mean ± standard error over seeds).")
     return "\n".join(lines)
