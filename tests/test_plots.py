@@ -119,11 +119,23 @@ def test_fig3_one_shared_axis_per_layer_with_both_regimes():
     for ax in axes:
         labels = [ln.get_label() for ln in regime_lines(ax)]
         assert labels == ["l2 (weight decay)", "PSP"]  # one KDE line per regime
-        assert len(bands(ax)) == 2  # one filled step histogram per regime
+        steps = [ln for ln in ax.get_lines() if ln.get_label() == "_nolegend_"]
+        assert len(steps) == 2  # one step outline per regime (fills blended into one colour)
         assert ax.get_xlabel() == "weight value"
     # PSP's fake weights are twice as wide, so its KDE peak is lower
     l2, psp = regime_lines(axes[0])
     assert psp.get_ydata().max() < l2.get_ydata().max()
+
+
+def test_fig3_equal_weights_draw_equal_density_lines():
+    """Each KDE line is drawn from a sample of the layer's weights; the same sample positions for
+    every regularizer, so two runs with the same weights never show a difference."""
+    results = fake_results(1, regs=("l2", "psp"))
+    fig = plots.weight_histograms({"l2": results["l2"], "psp": results["l2"]}, layers=["fc1"])
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    l2, psp = regime_lines(ax)
+    np.testing.assert_array_equal(l2.get_ydata(), psp.get_ydata())
+    plt.close("all")
 
 
 def test_fig3_without_kde_labels_the_histograms_and_rejects_unknown_layers():
@@ -204,6 +216,17 @@ def test_table2_curves_by_model_and_bars_beside_the_paper():
     assert len(ax.patches) == 2 * len(rows)  # ours and the paper's for every row
     heights = sorted(round(p.get_height(), 2) for p in ax.patches)
     assert {5.1, 4.6, 9.1, 8.6} <= set(heights)
+    # one legend entry per colour and one for the hatched bars, below the panel
+    assert [t.get_text() for t in bars.legends[0].get_texts()] == [
+        "ours: l2 (weight decay)", "ours: PSP", "the paper's"]
+    assert "hatched" in ax.get_title()
+    # a single epoch still gets whole-numbered epoch ticks (MaxNLocator fell back to 0.945...)
+    one = plots.curves_by_model({"resnet18": fake_results(1, regs=("l2", "psp"), epochs=1,
+                                                          dataset="cifar10", model="resnet18")})
+    one.draw_without_rendering()
+    for panel in one.axes:
+        ticks = [t for t in panel.get_xticks() if panel.get_xlim()[0] <= t <= panel.get_xlim()[1]]
+        assert ticks == [1.0], ticks
 
 
 def test_report_figures_are_readable_when_projected():

@@ -21,7 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import LogFormatter, MaxNLocator, NullFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from psp_lite.regularizers import WITH_LAMBDA, short_name
 from psp_lite.report.lambda_curves import (
@@ -30,7 +30,7 @@ from psp_lite.report.lambda_curves import (
     lambda_axes,
     mark_paper_and_diverged,
 )
-from psp_lite.report.style import COLORS, LABELS
+from psp_lite.report.style import COLORS, LABELS, plain_log_labels
 from psp_lite.training.history import snapshot_for
 
 if TYPE_CHECKING:  # the figure reads histories, it never trains
@@ -42,13 +42,6 @@ HIST_BINS = 60
 FIGSIZE = (11.0, 7.0)
 DPI = 100
 CSS_PX_PER_INCH = 96
-
-
-class _PlainLog(LogFormatter):
-    """A log axis's labels as plain numbers to 3 digits ("0.235"), thinned as matplotlib's."""
-
-    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
-        return f"{x:.3g}"
 
 
 @dataclass(frozen=True)
@@ -188,12 +181,11 @@ class ExplorerFigure:
         self.ax_z2.set(xlabel="epoch", yscale="log")  # the title names it: no label to crowd
         self.ax_z2.set_title("<z²> vs epoch, first seed", fontsize=10)
         # plain numbers ("0.3"), not "3×10⁻¹" (which crowds a narrow panel)
-        self.ax_z2.yaxis.set_major_formatter(_PlainLog(labelOnlyBase=False))
-        self.ax_z2.yaxis.set_minor_formatter(_PlainLog(labelOnlyBase=False))
+        plain_log_labels(self.ax_z2.yaxis)
         for ax in (self.ax_err, self.ax_z2):
             ax.grid(alpha=0.3)
             ax.set_xlim(0.8, self.result.epochs + 0.2)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         # the lambda curve: PSP and l2 each on its own lambda axis (their units differ)
         self.ax_u = lambda_axes(fig, grid[0, 6:12])
         self.u_lines = draw_lambda_points(self.ax_u, self.result.groups())

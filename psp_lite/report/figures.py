@@ -17,11 +17,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from psp_lite.paper import paper_error
 from psp_lite.report.stats import SummaryRow
-from psp_lite.report.style import COLORS, LABELS, legend_below, readable
+from psp_lite.report.style import (
+    COLORS,
+    LABELS,
+    LINESTYLES,
+    legend_below,
+    plain_log_labels,
+    readable,
+)
 from psp_lite.training.history import Groups
 
 if TYPE_CHECKING:  # a sweep is read here, never run
@@ -37,10 +45,11 @@ def _label(reg: str, results: Groups) -> str:
 
 
 def _mean_band(ax: Axes, epochs: list[int], curves: np.ndarray, color: str, label: str,
-               log: bool = False) -> None:
+               log: bool = False, ls: str = "-") -> None:
     """One line (mean over seeds; geometric mean when `log`) and, for >1 seed, a min-max band."""
     mean = np.exp(np.log(curves).mean(0)) if log else curves.mean(0)
-    ax.plot(epochs, mean, color=color, label=label, marker="o" if len(epochs) < 3 else None)
+    ax.plot(epochs, mean, color=color, label=label, ls=ls,
+            marker="o" if len(epochs) < 3 else None)
     if len(curves) > 1:
         ax.fill_between(epochs, curves.min(0), curves.max(0), color=color, alpha=0.2, lw=0)
 
@@ -60,7 +69,8 @@ def test_error_curves(results: Groups, ax: Axes | None = None, *, paper: bool = 
     for reg, histories in results.items():
         color = COLORS.get(reg, "k")
         curves = np.array([h.test_error for h in histories])
-        _mean_band(ax, histories[0].epochs, curves, color, _label(reg, results))
+        _mean_band(ax, histories[0].epochs, curves, color, _label(reg, results),
+                   ls=LINESTYLES.get(reg, "-"))
         c = histories[0].config
         theirs = paper_error(c.dataset, c.model, reg) if paper else None
         if theirs is not None:
@@ -69,7 +79,7 @@ def test_error_curves(results: Groups, ax: Axes | None = None, *, paper: bool = 
     c = next(iter(results.values()))[0].config
     ax.set(xlabel="epoch", ylabel="test error [%]",
            title=title or f"Test error, {c.model} on {c.dataset} ({_seed_note(results)})")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.grid(alpha=0.3)
     if not own:  # in a caller's panel: the caller places the legend (`_legend_once`)
         ax.legend(fontsize=9)
@@ -90,22 +100,11 @@ def _z2_panel(ax: Axes, results: Groups, get: Callable, title: str) -> None:
     for reg, histories in results.items():
         curves = np.array([get(h) for h in histories], dtype=float)
         _mean_band(ax, histories[0].epochs, curves, COLORS.get(reg, "k"), LABELS.get(reg, reg),
-                   log=True)
+                   log=True, ls=LINESTYLES.get(reg, "-"))
     ax.set(yscale="log", xlabel="epoch", title=title)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    # plain numbers ("0.5"), minor ticks labelled only at 2 and 5: "6×10⁰" crowds a small panel
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(_two_and_five))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    plain_log_labels(ax.yaxis)  # "0.5", not "5×10⁻¹", which crowds a small panel
     ax.grid(alpha=0.3, which="both")
-
-
-def _two_and_five(value: float, _pos: object) -> str:
-    """A log axis's minor label: the value at 2 and 5 times a power of ten, else nothing."""
-    if value <= 0:
-        return ""
-    mantissa = value / 10 ** math.floor(math.log10(value))
-    return f"{value:g}" if round(mantissa) in (2, 5) and abs(mantissa - round(mantissa)) < 1e-6 \
-        else ""
 
 
 def z2_curves(results: Groups, per_layer: bool = True) -> Figure:
@@ -164,9 +163,15 @@ def comparison_bars(rows: list[SummaryRow]) -> Figure:
         ax.bar_label(theirs, fmt="%.2f", fontsize=9)
     ax.set_xticks(x, [f"{r.model}\n{LABELS.get(r.regularizer, r.regularizer)}" for r in rows],
                   fontsize=9)
-    ax.set(ylabel="test error [%]", title="Test error: ours (solid) and the paper's (hatched)")
+    ax.set(ylabel="test error [%]", title="Test error: ours (solid)" +
+           (" and the paper's (hatched)" if paper_y else "; the paper gives none for these"))
+    ax.margins(y=0.15)  # room above the tallest bar for its label
     ax.grid(alpha=0.3, axis="y")
-    legend_below(fig, [ax])
+    regs = list(dict.fromkeys(r.regularizer for r in rows))
+    handles = [Patch(color=COLORS.get(r, "k"), label=f"ours: {LABELS.get(r, r)}") for r in regs]
+    if paper_y:
+        handles.append(Patch(facecolor="white", edgecolor="0.3", hatch="//", label="the paper's"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     return readable(fig)
 
 
@@ -212,7 +217,6 @@ def weight_histograms(results: Groups, regularizers: tuple[str, ...] = ("l2", "p
     cols = min(2, len(names)) if len(names) == 4 else min(4, len(names))
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.3 * rows), squeeze=False)
-    rng = np.random.default_rng(0)
     for ax, name in zip(axes.flat, names, strict=False):
         values = {r: snaps[r][f"{name}.weight"] for r in chosen}
         lo, hi = np.percentile(np.concatenate(list(values.values())), [0.5, 99.5])
@@ -222,10 +226,11 @@ def weight_histograms(results: Groups, regularizers: tuple[str, ...] = ("l2", "p
             v = values[r]
             inside = v[(v >= lo) & (v <= hi)]
             color = COLORS.get(r, "k")
-            sns.histplot(x=inside, bins=bins, stat="density", element="step", fill=True,
-                         alpha=0.25, color=color, ax=ax, label="_nolegend_" if kde else
+            sns.histplot(x=inside, bins=bins, stat="density", element="step", fill=False,
+                         color=color, ax=ax, lw=1.0, label="_nolegend_" if kde else
                          LABELS.get(r, r))
-            if kde:
+            if kde:  # the same sample positions for every regularizer: equal weights, equal KDE
+                rng = np.random.default_rng(0)
                 sample = inside if len(inside) <= KDE_SAMPLE else rng.choice(inside, KDE_SAMPLE,
                                                                              replace=False)
                 sns.kdeplot(x=sample, color=color, ax=ax, lw=1.6, label=LABELS.get(r, r),

@@ -153,8 +153,9 @@ def spread_reading(rows: list[SpreadRow], *, smoke: bool) -> str:
     said = "; ".join(f"{k}: PSP {compared(q)} (std ratio {q:.2f})" for k, q in ratios.items())
     text = [f"In these networks: {said}."]
     first, rest = next(iter(ratios)), list(ratios)[1:]
-    text.append(f"The paper describes PSP as wider than l2 in every layer except {first}, where "
-                "it is the narrower one.")
+    text.append(f"The paper (Sec. 4.1, a typical trained LeNet5) describes l2 as typically "
+                f"shrinking the weights more than PSP, except in {first}, where PSP's are the "
+                "narrower.")
     if smoke:
         text.insert(0, "SMOKE RUN: a network trained for seconds has barely left its "
                        "initialization, so these spreads say nothing about the paper's claim.")

@@ -17,11 +17,28 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.text import Text
+from matplotlib.ticker import LogFormatter
 
 #: Legend labels.
 LABELS = {"none": "no regularization", "l2": "l2 (weight decay)", "psp": "PSP"}
 #: Line colours (matplotlib colour names).
 COLORS = {"none": "tab:gray", "l2": "tab:blue", "psp": "tab:red"}
+#: Line styles, so that curves that lie on each other can still be told apart.
+LINESTYLES = {"none": "--", "l2": "-.", "psp": "-"}
+
+
+class PlainLog(LogFormatter):
+    """A log axis's labels as plain numbers to 3 digits ("0.235", not "2.35×10⁻¹"), thinned as
+    matplotlib's own (so a range under a decade still gets labels)."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return f"{x:.3g}"
+
+
+def plain_log_labels(axis) -> None:
+    """Label `axis` (a log axis) with plain numbers, major and minor ticks alike."""
+    axis.set_major_formatter(PlainLog(labelOnlyBase=False))
+    axis.set_minor_formatter(PlainLog(labelOnlyBase=False))
 
 #: Smallest font size, in points, of any text in a figure.
 MIN_POINTS = 9.0
