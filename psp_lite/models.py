@@ -187,6 +187,9 @@ class AllCNNC(nn.Module):
 
 
 MODELS = ("lenet5", "resnet18", "mobilenetv2", "allcnnc")
+#: Each model's name as the paper writes it, for titles and labels.
+MODEL_TITLES = {"lenet5": "LeNet5", "resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2",
+                "allcnnc": "All-CNN-C"}
 _BUILDERS: dict[str, type[nn.Module]] = {
     "lenet5": LeNet5, "resnet18": ResNet18, "mobilenetv2": MobileNetV2, "allcnnc": AllCNNC,
 }

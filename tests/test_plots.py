@@ -209,7 +209,7 @@ def test_table2_curves_by_model_and_bars_beside_the_paper():
     top, bottom = fig.axes[:2], fig.axes[2:]
     assert all(len(regime_lines(ax)) == 2 for ax in fig.axes)
     assert all(ax.get_yscale() == "log" for ax in bottom)
-    assert top[0].get_title().startswith("resnet18")
+    assert top[0].get_title().startswith("ResNet-18")  # as the paper writes it
     rows = [r for m in by_model.values() for r in psp_lite.report.summarize(m)]
     bars = plots.comparison_bars(rows)
     (ax,) = bars.axes

@@ -20,6 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from psp_lite.data import dataset_info
+from psp_lite.models import MODEL_TITLES
 from psp_lite.paper import paper_error
 from psp_lite.report.stats import SummaryRow
 from psp_lite.report.style import (
@@ -37,6 +39,19 @@ if TYPE_CHECKING:  # a sweep is read here, never run
 
 PAPER_PREFIX = "paper: "  # label prefix of the paper's reference lines (not a regime's curve)
 KDE_SAMPLE = 20000  # values per layer used for a KDE line (the histogram uses all of them)
+
+
+def _model(name: str) -> str:
+    """A model's name as the paper writes it ("ResNet-18"); an unknown name as it is."""
+    return MODEL_TITLES.get(name, name)
+
+
+def _dataset(name: str) -> str:
+    """A dataset's name as a sentence writes it ("Fashion-MNIST"); an unknown name as it is."""
+    try:
+        return dataset_info(name).title
+    except ValueError:
+        return name
 
 
 def _label(reg: str, results: Groups) -> str:
@@ -78,7 +93,8 @@ def test_error_curves(results: Groups, ax: Axes | None = None, *, paper: bool = 
                        label=f"{PAPER_PREFIX}{LABELS.get(reg, reg)} {theirs:g} %")
     c = next(iter(results.values()))[0].config
     ax.set(xlabel="epoch", ylabel="test error [%]",
-           title=title or f"Test error, {c.model} on {c.dataset} ({_seed_note(results)})")
+           title=title or f"Test error, {_model(c.model)} on {_dataset(c.dataset)} "
+                          f"({_seed_note(results)})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.grid(alpha=0.3)
     if not own:  # in a caller's panel: the caller places the legend (`_legend_once`)
@@ -137,8 +153,8 @@ def curves_by_model(results_by_model: dict[str, Groups]) -> Figure:
                              squeeze=False)
     for col, model in enumerate(models):
         results = results_by_model[model]
-        test_error_curves(results, axes[0][col], title=f"{model}: test error")
-        _z2_panel(axes[1][col], results, lambda h: h.z2, f"{model}: <z²>")
+        test_error_curves(results, axes[0][col], title=f"{_model(model)}: test error")
+        _z2_panel(axes[1][col], results, lambda h: h.z2, f"{_model(model)}: <z²>")
     axes[1][0].set_ylabel("<z²>, layer mean (log)")
     _legend_once(fig, list(axes[0]))
     return readable(fig)
@@ -161,7 +177,8 @@ def comparison_bars(rows: list[SummaryRow]) -> Figure:
         theirs = ax.bar(paper_x, paper_y, 0.4, color="white", edgecolor=paper_c, hatch="//",
                         label="paper")
         ax.bar_label(theirs, fmt="%.2f", fontsize=9)
-    ax.set_xticks(x, [f"{r.model}\n{LABELS.get(r.regularizer, r.regularizer)}" for r in rows],
+    ax.set_xticks(x, [f"{_model(r.model)}\n{LABELS.get(r.regularizer, r.regularizer)}"
+                      for r in rows],
                   fontsize=9)
     ax.set(ylabel="test error [%]", title="Test error: ours (solid)" +
            (" and the paper's (hatched)" if paper_y else "; the paper gives none for these"))
@@ -241,7 +258,8 @@ def weight_histograms(results: Groups, regularizers: tuple[str, ...] = ("l2", "p
         ax.set_visible(False)
     h = results[chosen[0]][seed_index]
     shown = epoch or max(h.weights)
-    fig.suptitle(f"Trained weights per layer (Fig. 3), {h.config.dataset}, epoch {shown}, "
+    fig.suptitle(f"Trained weights per layer (Fig. 3), {_dataset(h.config.dataset)}, "
+                 f"epoch {shown}, "
                  f"seed {h.config.seed}; central 99 % of values", fontsize=10)
     legend_below(fig, [axes.flat[0]])
     return readable(fig)
