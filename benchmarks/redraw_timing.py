@@ -10,7 +10,7 @@ import statistics
 import time
 from collections.abc import Iterable
 
-from psp_lite.explorer.figure import ExplorerState, nearest_lambda
+from psp_lite.explorer.state import ExplorerState, nearest_lambda
 from psp_lite.explorer.widgets import LambdaExplorer
 
 

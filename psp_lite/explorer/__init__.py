@@ -1,7 +1,7 @@
 """The lambda explorer (notebook 08): Figs. 2-3 of a finished sweep for one (regularizer,
-lambda, epoch), drawn by `figure` and driven by ipywidgets sliders in `widgets`; `activity`
-measures the class activity's answers (where each regularizer stops the network learning, and
-how the weights and <z^2> differ there)."""
+lambda, epoch), the sliders' `state`, drawn by `figure` and driven by ipywidgets sliders in
+`widgets`; `activity` measures the class activity's answers (where each regularizer stops the
+network learning, and how the weights and <z^2> differ there)."""
 
 from psp_lite.explorer.activity import (
     activity_pair,
@@ -9,7 +9,8 @@ from psp_lite.explorer.activity import (
     contrast_table,
     learning_limit,
 )
-from psp_lite.explorer.figure import ExplorerFigure, ExplorerState, format_lambda, nearest_lambda
+from psp_lite.explorer.figure import ExplorerFigure
+from psp_lite.explorer.state import ExplorerState, format_lambda, nearest_lambda
 from psp_lite.explorer.widgets import LambdaExplorer
 
 __all__ = ["ExplorerFigure", "ExplorerState", "LambdaExplorer", "activity_pair",

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from psp_lite.experiments.lambda_sweep import train_one
-from psp_lite.explorer.figure import (
-    DPI,
-    FIGSIZE,
+from psp_lite.explorer.figure import DPI, FIGSIZE, ExplorerFigure
+from psp_lite.explorer.state import (
     DrawRecord,
-    ExplorerFigure,
     ExplorerState,
     format_lambda,
     lambda_labels,
