@@ -249,6 +249,7 @@ def test_report_figures_are_readable_when_projected():
         small = [(t.get_text(), t.get_fontsize()) for t in style.texts(fig)
                  if t.get_fontsize() < style.MIN_POINTS]
         assert not small, f"{name}: text under {style.MIN_POINTS} pt: {small[:3]}"
+        assert not style.overlapping_texts(fig), name
         legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
         assert legends, name
         for legend in legends:

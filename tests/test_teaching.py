@@ -409,6 +409,7 @@ def test_teaching_figures_are_readable_when_projected() -> None:
         small = [(t.get_text(), t.get_fontsize()) for t in style.texts(fig)
                  if t.get_fontsize() < teaching.MIN_POINTS]
         assert not small, f"{name}: text under {teaching.MIN_POINTS} pt: {small[:3]}"
+        assert not style.overlapping_texts(fig), name
         legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
         for legend in legends:
             box = legend.get_window_extent()
@@ -424,3 +425,32 @@ def test_readable_raises_small_text_and_dpi() -> None:
     assert fig.dpi == 100 and fig.get_size_inches()[0] == pytest.approx(9.0)
     assert ax.title.get_fontsize() == teaching.MIN_POINTS
     plt.close("all")
+
+
+def test_overlapping_texts_finds_a_label_drawn_over_another() -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([0.1, 10], [1, 2])
+    ax.set(xscale="log", xlabel="lambda", title="a title")
+    fig.draw_without_rendering()
+    assert style.overlapping_texts(fig) == []
+    x, y = ax.title.get_position()
+    ax.text(x, y, "over the title", transform=ax.transAxes, ha="center", va="bottom")
+    fig.draw_without_rendering()
+    assert [set(pair) for pair in style.overlapping_texts(fig)] == [{"a title", "over the title"}]
+    plt.close("all")
+
+
+@pytest.mark.parametrize(("low", "high", "expected"), [
+    (0.1, 10.0, [0.1, 1.0, 10.0]),                 # 1-2-5 would be 7 labels: the powers only
+    (0.05, 0.3, [0.05, 0.1, 0.2]),                 # 1-2-5 fits
+    (3.0, 7.0, [3.0, 4.0, 5.0, 6.0, 7.0]),         # inside a decade: every integer multiple
+    (1e-8, 1e8, [1e-8, 1e-4, 1.0, 1e4, 1e8]),      # 17 powers: every fourth
+])
+def test_few_log_ticks_labels_the_densest_set_that_fits(low, high, expected) -> None:
+    assert style.FewLogTicks(5).tick_values(low, high) == pytest.approx(expected)
+
+
+def test_few_log_ticks_falls_back_to_round_numbers_in_a_narrow_range() -> None:
+    ticks = style.FewLogTicks(5).tick_values(0.21, 0.27)  # no 1-9 x 10^k but 0.21 ... 0.27
+    assert 2 <= len(ticks) <= 5 and min(ticks) >= 0.21 and max(ticks) <= 0.27
+    assert len(style.FewLogTicks(5).tick_values(0.21, 0.2999)) <= 5

@@ -16,9 +16,10 @@ from notebook_runner import run_notebook
 
 from psp_lite.experiments.lambda_sweep import sweep
 from psp_lite.explorer.figure import ExplorerFigure
+from psp_lite.explorer.layout import PROJECTOR, SCREEN
 from psp_lite.explorer.widgets import ExplorerState, LambdaExplorer, format_lambda
 from psp_lite.report.lambda_curves import u_curve
-from psp_lite.report.style import LABELS
+from psp_lite.report.style import LABELS, overlapping_texts
 from psp_lite.training.history import SweepResult
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -257,10 +258,16 @@ def test_the_error_range_is_never_tighter_than_the_noise(seeded):
     assert lo <= min(errors) and hi >= max(errors)
 
 
-def test_the_picture_is_readable_when_projected(explorer):
-    """At least 100 dpi, shown at its true size (96 CSS px per inch), every label >= 9 pt."""
+LAYOUTS = pytest.mark.parametrize("layout", [SCREEN, PROJECTOR], ids=["screen", "projector"])
+
+
+@LAYOUTS
+def test_the_picture_is_readable_when_projected(result, layout):
+    """At least 100 dpi, shown at its true size (96 CSS px per inch) and as wide in either
+    layout, every label >= 9 pt (13.5 pt on a projector), no text over another."""
     from matplotlib.text import Text
 
+    explorer = LambdaExplorer(result, layout=layout)
     explorer.ui(explorer.default_state())
     png = explorer.controls.image.value
     width, height = (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big"))
@@ -270,11 +277,16 @@ def test_the_picture_is_readable_when_projected(explorer):
     assert explorer.controls.image.layout.width == f"{round(explorer.figsize[0] * 96)}px"
     explorer.canvas.draw()  # tick labels exist once drawn
     texts = [t for t in explorer.figure.findobj(Text) if t.get_visible() and t.get_text()]
-    small = {t.get_text(): t.get_fontsize() for t in texts if t.get_fontsize() < 9}
+    least = 9 * layout.text_scale
+    small = {t.get_text(): t.get_fontsize() for t in texts if t.get_fontsize() < least}
     assert len(texts) > 30 and not small, small
+    assert explorer.shown_width_px == round(SCREEN.figsize[0] * 96)
+    assert not overlapping_texts(explorer.figure)
 
 
-def test_legends_sit_off_the_data(explorer):
+@LAYOUTS
+def test_legends_sit_off_the_data(result, layout):
+    explorer = ExplorerFigure(result, layout=layout)
     explorer.png(explorer.default_state())
     assert all(ax.get_legend() is None for ax in explorer.figure.axes)
     renderer = explorer.canvas.get_renderer()

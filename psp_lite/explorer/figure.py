@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
+from psp_lite.explorer.layout import SCREEN, Layout, place_panels
 from psp_lite.explorer.state import DrawRecord, ExplorerState, format_lambda
 from psp_lite.regularizers import WITH_LAMBDA, short_name
 from psp_lite.report.lambda_curves import (
@@ -37,9 +38,8 @@ if TYPE_CHECKING:  # the figure reads histories, it never trains
     from psp_lite.training.history import RunHistory, SweepResult
 
 HIST_BINS = 60
-#: The picture's size in inches and its resolution. The notebook shows it at its true size
-#: (`shown_width_px`: 96 CSS px per inch), so a 9 pt label reads as 9 pt when projected.
-FIGSIZE = (11.0, 7.0)
+#: The picture's resolution. The notebook shows it at its true size (`shown_width_px`: 96 CSS
+#: px per inch), so a 9 pt label reads as 9 pt; its size and text scale: `layout.SCREEN`.
 DPI = 100
 CSS_PX_PER_INCH = 96
 
@@ -47,12 +47,11 @@ CSS_PX_PER_INCH = 96
 class ExplorerFigure:
     """Linked plots of a sweep for one (regularizer, lambda, epoch) at a time."""
 
-    def __init__(self, result: SweepResult, *, figsize: tuple[float, float] = FIGSIZE,
-                 dpi: int = DPI) -> None:
+    def __init__(self, result: SweepResult, *, layout: Layout = SCREEN, dpi: int = DPI) -> None:
         if result.baseline is None and not any(result.lambdas(r) for r in WITH_LAMBDA):
             raise ValueError("the sweep holds no runs; run psp_lite.experiments.sweep(...) first.")
         self.result = result
-        self.figsize, self.dpi = figsize, dpi
+        self.layout, self.figsize, self.dpi = layout, layout.figsize, dpi
         self.draws: list[DrawRecord] = []
         self._build()
 
@@ -123,11 +122,9 @@ class ExplorerFigure:
         fig = Figure(figsize=self.figsize, dpi=self.dpi)
         self.canvas = FigureCanvasAgg(fig)
         self.figure = fig
-        grid = fig.add_gridspec(2, 12, height_ratios=(1.15, 1), hspace=0.62, wspace=2.4,
-                                left=0.065, right=0.99, top=0.89, bottom=0.17)
-        self.ax_err = fig.add_subplot(grid[0, 0:3])
-        self.ax_z2 = fig.add_subplot(grid[0, 3:6])
-        self.ax_w = [fig.add_subplot(grid[1, 3 * i:3 * i + 3]) for i in range(len(self.layers))]
+        pt = self.layout.pt
+        panels = place_panels(fig, self.layout, len(self.layers))
+        self.ax_err, self.ax_z2, self.ax_w = panels.error, panels.z2, panels.weights
         epochs = np.arange(1, self.result.epochs + 1)
         self.err_lines: dict[tuple[str, float], Line2D] = {}
         self.z2_lines: dict[tuple[str, float], Line2D] = {}
@@ -146,23 +143,23 @@ class ExplorerFigure:
         (self.err_dot,) = self.ax_err.plot([], [], "o", color="k", ms=5, zorder=5)
         (self.z2_dot,) = self.ax_z2.plot([], [], "o", color="k", ms=5, zorder=5)
         self.ax_err.set(xlabel="epoch", ylabel="test error [%]")
-        self.ax_err.set_title("test error vs epoch, first seed", fontsize=10)
+        self.ax_err.set_title("test error vs epoch, first seed", fontsize=pt(10))
         self.ax_z2.set(xlabel="epoch", yscale="log")  # the title names it: no label to crowd
-        self.ax_z2.set_title("<z²> vs epoch, first seed", fontsize=10)
+        self.ax_z2.set_title("<z²> vs epoch, first seed", fontsize=pt(10))
         # plain numbers ("0.3"), not "3×10⁻¹" (which crowds a narrow panel)
-        plain_log_labels(self.ax_z2.yaxis)
+        plain_log_labels(self.ax_z2.yaxis, self.layout.z2_ticks)
         for ax in (self.ax_err, self.ax_z2):
             ax.grid(alpha=0.3)
             ax.set_xlim(0.8, self.result.epochs + 0.2)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         # the lambda curve: PSP and l2 each on its own lambda axis (their units differ)
-        self.ax_u = lambda_axes(fig, grid[0, 6:12])
+        self.ax_u = lambda_axes(fig, panels.lambdas)
         self.u_lines = draw_lambda_points(self.ax_u, self.result.groups())
         mark_paper_and_diverged(self.ax_u, self.result.diverged)
         fit_error_range(self.ax_u, [self.result.groups()])
         for reg, ax in self.ax_u.items():
-            ax.set_title(f"{short_name(reg)}: test error vs λ", fontsize=10)
-            ax.xaxis.label.set_fontsize(9)
+            ax.set_title(f"{short_name(reg)}: test error vs λ", fontsize=pt(10))
+            ax.xaxis.label.set_fontsize(pt(9))
         self.ax_u["psp"].set_ylabel("test error [%]")
         self.u_dots = {reg: ax.plot([], [], "o", ms=11, mfc="none", mec="k", mew=2, zorder=5)[0]
                        for reg, ax in self.ax_u.items()}
@@ -187,10 +184,13 @@ class ExplorerFigure:
         if self.ax_w:
             self.ax_w[0].set_ylabel("density")
         for ax in fig.axes:
-            ax.tick_params(labelsize=9)
+            ax.tick_params(which="both", labelsize=pt(9))
+            for label in (ax.xaxis.label, ax.yaxis.label):
+                label.set_fontsize(max(label.get_fontsize(), pt(9)))
         self._legend()
-        self.hist_title = fig.text(0.5, 0.455, "", ha="center", fontsize=10)
-        self.suptitle = fig.text(0.5, 0.985, "", ha="center", va="top", fontsize=12)
+        self.hist_title = fig.text(0.5, panels.weights_title_y, "", ha="center",
+                                   fontsize=pt(10))
+        self.suptitle = fig.text(0.5, 0.985, "", ha="center", va="top", fontsize=pt(12))
         self.dynamic = [self.err_hl, self.z2_hl, self.err_marker, self.z2_marker, self.err_dot,
                         self.z2_dot, *self.u_dots.values(), *self.hist_base, *self.hist_run,
                         self.hist_title, self.suptitle]
@@ -213,7 +213,8 @@ class ExplorerFigure:
                    Line2D([], [], color="0.3", ls=":", lw=1.3, label="the paper's λ"),
                    Line2D([], [], color="0.3", marker="X", ls="none", ms=8,
                           label="diverged (loss NaN)")]
-        self.figure.legend(handles=handles, loc="lower center", ncol=4, fontsize=9,
+        self.figure.legend(handles=handles, loc="lower center", ncol=self.layout.legend_columns,
+                           fontsize=self.layout.pt(9),
                            frameon=False, bbox_to_anchor=(0.5, 0.0))
 
     def _set_static(self, reg: str) -> None:
@@ -334,8 +335,9 @@ class ExplorerFigure:
         name = short_name(reg if state.lam else "none")
         label = format_lambda(state.lam) if state.lam else "0"
         late = self.u_y[key]
+        between = "\n" if self.layout.stacked else ";  "  # a projector's line is shorter
         self.suptitle.set_text(f"{name}, λ = {label}, first seed, epoch {e}:  test error "
-                               f"{err:.2f} %,  <z²> {z2:.3g};  mean of seeds, "
+                               f"{err:.2f} %,  <z²> {z2:.3g}{between}mean of seeds, "
                                f"{self.result.late_window()}: {late:.2f} %")
 
     def _fit_error_axis(self, reg: str) -> None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from psp_lite.experiments.lambda_sweep import train_one
-from psp_lite.explorer.figure import DPI, FIGSIZE, ExplorerFigure
+from psp_lite.explorer.figure import DPI, ExplorerFigure
+from psp_lite.explorer.layout import SCREEN, Layout
 from psp_lite.explorer.state import (
     DrawRecord,
     ExplorerState,
@@ -35,12 +36,12 @@ if TYPE_CHECKING:
 class LambdaExplorer(ExplorerFigure):
     """The explorer's figure with sliders over (regularizer, lambda, epoch) and a train button."""
 
-    def __init__(self, result: SweepResult, *, figsize: tuple[float, float] = FIGSIZE,
-                 dpi: int = DPI, runner: str | Runner = "local") -> None:
+    def __init__(self, result: SweepResult, *, layout: Layout = SCREEN, dpi: int = DPI,
+                 runner: str | Runner = "local") -> None:
         self.runner = runner  # where "train this lambda" trains: "local", "ray" or a Runner
         self.controls: Any = None  # the ipywidgets, once ui() has built them
         self._hold = False
-        super().__init__(result, figsize=figsize, dpi=dpi)
+        super().__init__(result, layout=layout, dpi=dpi)
 
     # ------------------------------------------------------------------ adding runs
 

@@ -10,6 +10,7 @@ no text in it is smaller than `MIN_POINTS`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from matplotlib.artist import Artist
@@ -17,7 +18,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.text import Text
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import (
+    FuncFormatter,
+    Locator,
+    LogFormatter,
+    MaxNLocator,
+    NullFormatter,
+)
+from matplotlib.transforms import Bbox
 
 #: Legend labels.
 LABELS = {"none": "no regularization", "l2": "l2 (weight decay)", "psp": "PSP"}
@@ -35,10 +43,45 @@ class PlainLog(LogFormatter):
         return f"{x:.3g}"
 
 
-def plain_log_labels(axis) -> None:
-    """Label `axis` (a log axis) with plain numbers, major and minor ticks alike."""
-    axis.set_major_formatter(PlainLog(labelOnlyBase=False))
-    axis.set_minor_formatter(PlainLog(labelOnlyBase=False))
+class FewLogTicks(Locator):
+    """At most `most` labelled ticks on a log axis: the densest of 1, {1, 2, 5} and 1-9 times
+    the powers of ten that fits (every k-th power if even 1 is too many), or, inside a range too
+    narrow for two of those, `most` evenly spaced round numbers."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+
+    def __call__(self) -> list[float]:
+        low, high = sorted(self.axis.get_view_interval())
+        return self.tick_values(low, high)
+
+    def tick_values(self, vmin: float, vmax: float) -> list[float]:
+        low, high = max(min(vmin, vmax), 1e-300), max(vmin, vmax)
+        decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+        best: list[float] | None = None
+        for subs in ((1,), (1, 2, 5), range(1, 10)):
+            ticks = [m * 10.0 ** d for d in decades for m in subs if low <= m * 10.0 ** d <= high]
+            if len(ticks) > self.most:
+                break
+            best = ticks
+        if best is None:  # even the powers alone are too many: every k-th
+            powers = [10.0 ** d for d in decades if low <= 10.0 ** d <= high]
+            best = powers[::math.ceil(len(powers) / self.most)]
+        if len(best) < 2:
+            best = [t for t in MaxNLocator(self.most).tick_values(low, high) if low <= t <= high]
+        return best
+
+
+def plain_log_labels(axis, most: int | None = None) -> None:
+    """Label `axis` (a log axis) with plain numbers, major and minor ticks alike; with `most`,
+    label at most that many ticks (`FewLogTicks`) and leave the minor ones unlabelled."""
+    if most is None:
+        axis.set_major_formatter(PlainLog(labelOnlyBase=False))
+        axis.set_minor_formatter(PlainLog(labelOnlyBase=False))
+        return
+    axis.set_major_locator(FewLogTicks(most))
+    axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.3g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 #: Smallest font size, in points, of any text in a figure.
 MIN_POINTS = 9.0
@@ -52,6 +95,30 @@ def texts(fig: Figure) -> list[Text]:
     """Every visible text artist of `fig`: titles, labels, tick labels, legends, annotations."""
     found = fig.findobj(lambda a: isinstance(a, Text) and a.get_visible() and a.get_text())
     return list(dict.fromkeys(found))
+
+
+def overlapping_texts(fig: Figure, slack_px: float = 2.0) -> list[tuple[str, str]]:
+    """Pairs of texts of `fig`, as last drawn, whose boxes overlap (a label over a title, tick
+    labels run together). Not counted: tick labels outside their axis's view (not drawn), texts
+    at a slant (their upright box is larger than the glyphs), a twin's copy of a label drawn
+    exactly on it, and boxes that meet by under `slack_px` (a line box has room above and below
+    its glyphs)."""
+    hidden = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            for locs, labels in ((axis.get_majorticklocs(), axis.get_majorticklabels()),
+                                 (axis.get_minorticklocs(), axis.get_minorticklabels())):
+                hidden.update(id(t) for loc, t in zip(locs, labels, strict=False)
+                              if not low <= loc <= high)
+    boxes = [(t.get_text(), t.get_window_extent()) for t in texts(fig)
+             if id(t) not in hidden and t.get_rotation() % 90 == 0]
+    def meet(one: Bbox, two: Bbox) -> bool:
+        return (min(one.x1, two.x1) - max(one.x0, two.x0) > slack_px
+                and min(one.y1, two.y1) - max(one.y0, two.y0) > slack_px)
+
+    return [(a, b) for i, (a, box) in enumerate(boxes) for b, other in boxes[i + 1:]
+            if meet(box, other) and (a, tuple(box.bounds)) != (b, tuple(other.bounds))]
 
 
 def legend_below(fig: Figure, axes: Sequence[Axes], ncol: int | None = None) -> Legend:

@@ -1,0 +1,77 @@
+"""Where the explorer's panels go and how large its text is: `SCREEN` for a laptop, `PROJECTOR`
+for a class (text 1.5 times larger, the lambda panels on a row of their own to make room)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.gridspec import SubplotSpec
+from matplotlib.ticker import MaxNLocator
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The explorer's figure size (inches), its text scale and its arrangement."""
+
+    figsize: tuple[float, float]
+    text_scale: float
+    stacked: bool          # three rows (epoch panels, lambda panels, weights), not two
+    legend_columns: int
+    weight_ticks: int | None = None   # most ticks on a weight axis (None: matplotlib's choice)
+    z2_ticks: int | None = None       # most labelled ticks on the <z^2> axis (None: all)
+    top_in: float = 0.77      # room above the panels (the title), inches
+    bottom_in: float = 1.19   # room below them (the last row's labels, the legend), inches
+
+    def pt(self, size: float) -> float:
+        """A font size of the screen layout, in this layout."""
+        return size * self.text_scale
+
+
+#: A laptop screen: every panel in 11 x 7 in, text 9-12 pt.
+SCREEN = Layout(figsize=(11.0, 7.0), text_scale=1.0, stacked=False, legend_columns=4)
+#: A projector: text 13.5-18 pt in the same width, so the figure is taller (about one screen).
+PROJECTOR = Layout(figsize=(11.0, 10.0), text_scale=1.5, stacked=True, legend_columns=2,
+                   weight_ticks=3, z2_ticks=5, top_in=1.3, bottom_in=2.0)
+
+
+@dataclass
+class Panels:
+    """The axes `place_panels` made, and the height (figure fraction) of the weights' title:
+    just above their row."""
+
+    error: Axes
+    z2: Axes
+    lambdas: SubplotSpec       # the slot `report.lambda_curves.lambda_axes` splits in two
+    weights: list[Axes]
+    weights_title_y: float
+
+
+def place_panels(fig: Figure, layout: Layout, n_layers: int) -> Panels:
+    """Lay out the explorer's panels in `fig`: test error and <z^2> against the epoch, the
+    lambda panels, and one weight histogram per layer (`n_layers`, at most 4)."""
+    height = layout.figsize[1]
+    top, bottom = 1 - layout.top_in / height, layout.bottom_in / height
+    if layout.stacked:
+        grid = fig.add_gridspec(3, 12, height_ratios=(1, 1, 1), hspace=0.95, wspace=3.0,
+                                left=0.09, right=0.98, top=top, bottom=bottom)
+        error = fig.add_subplot(grid[0, 0:6])
+        z2 = fig.add_subplot(grid[0, 6:12])
+        lambdas, weights_row = grid[1, 0:12], 2
+    else:
+        grid = fig.add_gridspec(2, 12, height_ratios=(1.15, 1), hspace=0.62, wspace=2.4,
+                                left=0.065, right=0.99, top=top, bottom=bottom)
+        error = fig.add_subplot(grid[0, 0:3])
+        z2 = fig.add_subplot(grid[0, 3:6])
+        lambdas, weights_row = grid[0, 6:12], 1
+    weights = [fig.add_subplot(grid[weights_row, 3 * i:3 * i + 3]) for i in range(n_layers)]
+    if layout.weight_ticks:
+        for ax in weights:  # fewer, lower labels: clear of the density axis's lowest one
+            ax.xaxis.set_major_locator(MaxNLocator(layout.weight_ticks))
+            ax.tick_params(axis="x", pad=7)
+    row_top = grid[weights_row, 0:12].get_position(fig).y1
+    return Panels(error, z2, lambdas, weights, row_top + 0.045 / layout.text_scale ** 0.5)
+
+
+__all__ = ["PROJECTOR", "SCREEN", "Layout", "Panels", "place_panels"]
