@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 import psp_lite.analytic.cross_layer
@@ -229,20 +230,45 @@ def test_table2_curves_by_model_and_bars_beside_the_paper():
         assert ticks == [1.0], ticks
 
 
+def _report_figures(*, smoke: bool) -> dict[str, Figure]:
+    two = fake_results(2, regs=("l2", "psp"))
+    by_model = {m: fake_results(1, regs=("l2", "psp"), dataset="cifar10", model=m, epochs=3)
+                for m in ("resnet18", "allcnnc", "mobilenetv2")}
+    rows = [r for m in by_model.values() for r in psp_lite.report.summarize(m)]
+    return {"fig2a": plots.test_error_curves(two, smoke=smoke),
+            "fig2b": plots.z2_curves(two, smoke=smoke),
+            "fig3": plots.weight_histograms(two, smoke=smoke),
+            "table2": plots.curves_by_model(by_model, smoke=smoke),
+            "bars": plots.comparison_bars(rows, smoke=smoke),
+            "beside": plots.beside(fake_results(1), fake_results(1), smoke=smoke)}
+
+
+def test_a_smoke_runs_figures_say_so_above_everything_else():
+    """With smoke=True each report figure carries SMOKE_STAMP once, above its title and panels,
+    over no other text; without it, none does."""
+    from psp_lite.report import style
+
+    for name, fig in _report_figures(smoke=True).items():
+        fig.draw_without_rendering()
+        (stamp,) = [t for t in style.texts(fig) if t.get_text() == style.SMOKE_STAMP]
+        others = [t for t in style.texts(fig) if t is not stamp]
+        low = stamp.get_window_extent().y0
+        assert all(t.get_window_extent().y1 <= low + 1 for t in others if t.axes is None
+                   and t.get_window_extent().y1 > fig.bbox.height / 2), name
+        assert all(ax.get_window_extent().y1 < low for ax in fig.axes), name
+        assert not style.overlapping_texts(fig), name
+    for name, fig in _report_figures(smoke=False).items():
+        assert style.SMOKE_STAMP not in [t.get_text() for t in style.texts(fig)], name
+    plt.close("all")
+
+
 def test_report_figures_are_readable_when_projected():
     """04-07's figures, as drawn: at least 100 dpi, no wider than a notebook column (so shown
     unscaled), no text under 9 pt, every legend outside every panel; the <z²> panels three a
     row (five side by side, shrunk to the column, were unreadable)."""
     from psp_lite.report import style
 
-    two = fake_results(2, regs=("l2", "psp"))
-    by_model = {m: fake_results(1, regs=("l2", "psp"), dataset="cifar10", model=m, epochs=3)
-                for m in ("resnet18", "allcnnc", "mobilenetv2")}
-    rows = [r for m in by_model.values() for r in psp_lite.report.summarize(m)]
-    figures = {"fig2a": plots.test_error_curves(two), "fig2b": plots.z2_curves(two),
-               "fig3": plots.weight_histograms(two), "table2": plots.curves_by_model(by_model),
-               "bars": plots.comparison_bars(rows),
-               "beside": plots.beside(fake_results(1), fake_results(1))}
+    figures = _report_figures(smoke=False)
     for name, fig in figures.items():
         fig.draw_without_rendering()
         assert fig.dpi >= 100 and fig.get_size_inches()[0] <= style.MAX_WIDTH_IN, name

@@ -144,12 +144,14 @@ def write_figures(pack: results.Pack, folder: Path) -> list[Path]:
     written.append(folder / "sweep_table.md")
     written[-1].write_text(pack_views.sweep_table(pack))
     fig2, table1 = (finished(pack.results(n)) for n in ("fig2", "table1"))
+    smoke = pack.smoke  # a smoke pack's figures say so across their top
     figures = {  # name: (the experiment, how to draw it)
-        "fig2a_test_error": ("fig2", lambda: plots.test_error_curves(fig2)),
-        "fig2b_z2": ("fig2", lambda: plots.z2_curves(fig2)),
-        "fig3_weights": ("fig3", lambda: plots.weight_histograms(pack.results("fig3"))),
-        "table1_test_error": ("table1", lambda: plots.test_error_curves(table1)),
-        "table1_z2": ("table1", lambda: plots.z2_curves(table1)),
+        "fig2a_test_error": ("fig2", lambda: plots.test_error_curves(fig2, smoke=smoke)),
+        "fig2b_z2": ("fig2", lambda: plots.z2_curves(fig2, smoke=smoke)),
+        "fig3_weights": ("fig3", lambda: plots.weight_histograms(pack.results("fig3"),
+                                                                   smoke=smoke)),
+        "table1_test_error": ("table1", lambda: plots.test_error_curves(table1, smoke=smoke)),
+        "table1_z2": ("table1", lambda: plots.z2_curves(table1, smoke=smoke)),
         "sweep_u_curve": ("sweep", lambda: sweep_curves(pack.results("sweep"))),
     }
     for name, (experiment, draw) in figures.items():

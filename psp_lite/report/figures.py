@@ -4,6 +4,7 @@ Fig. 2a (`test_error_curves`), Fig. 2b (`z2_curves`), Fig. 3 (`weight_histograms
 per-layer spread table `weight_spread`), and the Table 1 / Table 2 comparisons (`curves_by_model`,
 `comparison_bars`). Every function takes `Groups` (regularizer -> one history per
 seed) or summary rows and returns a matplotlib `Figure` (or rows / text); none trains anything.
+With `smoke=True` a figure says across its top that it comes from a smoke run.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _seed_note(results: Groups) -> str:
 
 
 def test_error_curves(results: Groups, ax: Axes | None = None, *, paper: bool = True,
-                      title: str | None = None) -> Figure:
+                      title: str | None = None, smoke: bool = False) -> Figure:
     """Fig. 2a: test error (%) per epoch; per regularizer a line (mean over seeds) and, with more
     than one seed, a min-max band. `paper` adds the paper's number as a dotted line where the
     paper has one for this dataset and model (labelled "paper: ...")."""
@@ -101,7 +102,7 @@ def test_error_curves(results: Groups, ax: Axes | None = None, *, paper: bool = 
         ax.legend(fontsize=9)
         return fig
     legend_below(fig, [ax], ncol=2)
-    return readable(fig)
+    return readable(fig, smoke=smoke)
 
 
 def _legend_once(fig: Figure, axes: Sequence[Axes], ncol: int = 3) -> None:
@@ -123,7 +124,7 @@ def _z2_panel(ax: Axes, results: Groups, get: Callable, title: str) -> None:
     ax.grid(alpha=0.3, which="both")
 
 
-def z2_curves(results: Groups, per_layer: bool = True) -> Figure:
+def z2_curves(results: Groups, per_layer: bool = True, *, smoke: bool = False) -> Figure:
     """Fig. 2b: <z^2> on the test set per epoch on a log scale: the mean over layers (what the
     paper plots) and, with `per_layer`, one panel per layer (logits last), three panels a row
     (a row of five, shrunk to the notebook's width, would be unreadable when projected)."""
@@ -142,10 +143,10 @@ def z2_curves(results: Groups, per_layer: bool = True) -> Figure:
         row[0].set_ylabel("<z²> (log)")
     fig.suptitle(f"<z²> on the test set ({_seed_note(results)})")
     legend_below(fig, [axes[0][0]])
-    return readable(fig)
+    return readable(fig, smoke=smoke)
 
 
-def curves_by_model(results_by_model: dict[str, Groups]) -> Figure:
+def curves_by_model(results_by_model: dict[str, Groups], *, smoke: bool = False) -> Figure:
     """Table 2's runs as curves: one column per network, test error (top) and the layer-mean
     <z^2> on a log scale (bottom), one line per regularizer."""
     models = list(results_by_model)
@@ -157,10 +158,10 @@ def curves_by_model(results_by_model: dict[str, Groups]) -> Figure:
         _z2_panel(axes[1][col], results, lambda h: h.z2, f"{_model(model)}: <z²>")
     axes[1][0].set_ylabel("<z²>, layer mean (log)")
     _legend_once(fig, list(axes[0]))
-    return readable(fig)
+    return readable(fig, smoke=smoke)
 
 
-def comparison_bars(rows: list[SummaryRow]) -> Figure:
+def comparison_bars(rows: list[SummaryRow], *, smoke: bool = False) -> Figure:
     """Ours beside the paper's: per (model, regularizer) a solid bar (ours, with the seed std as
     an error bar when >1 seed) and a hatched bar (the paper's, where it has a number)."""
     fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(rows)), 3.8))
@@ -189,7 +190,7 @@ def comparison_bars(rows: list[SummaryRow]) -> Figure:
     if paper_y:
         handles.append(Patch(facecolor="white", edgecolor="0.3", hatch="//", label="the paper's"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
-    return readable(fig)
+    return readable(fig, smoke=smoke)
 
 
 # ----------------------------------------------------------------------------- Fig. 3
@@ -218,7 +219,8 @@ def _weight_layers(snapshot: dict[str, np.ndarray], layers: Sequence[str] | None
 
 def weight_histograms(results: Groups, regularizers: tuple[str, ...] = ("l2", "psp"),
                       epoch: int | None = None, seed_index: int = 0,
-                      layers: Sequence[str] | None = None, kde: bool = True) -> Figure:
+                      layers: Sequence[str] | None = None, kde: bool = True,
+                      smoke: bool = False) -> Figure:
     """Fig. 3: the distribution of each layer's trained weights, the regularizers overlaid on
     one shared axis per layer (seaborn density histogram with a KDE line; same bins for all).
 
@@ -262,7 +264,7 @@ def weight_histograms(results: Groups, regularizers: tuple[str, ...] = ("l2", "p
                  f"epoch {shown}, "
                  f"seed {h.config.seed}; central 99 % of values", fontsize=10)
     legend_below(fig, [axes.flat[0]])
-    return readable(fig)
+    return readable(fig, smoke=smoke)
 
 
 @dataclass
@@ -338,7 +340,7 @@ def _error_and_z2(ax_error: Axes, ax_z2: Axes, results: Groups, title: str) -> N
 
 
 def beside(theirs: Groups, own: Groups | None = None, *, theirs_title: str = "results pack",
-           own_title: str | None = None) -> Figure:
+           own_title: str | None = None, smoke: bool = False) -> Figure:
     """Test error (top) and layer-mean <z^2> (bottom, log) per epoch: a results pack's runs
     (`theirs`, right) beside the student's own run (`own`, left, same y axes), or the pack's
     alone."""
@@ -350,4 +352,4 @@ def beside(theirs: Groups, own: Groups | None = None, *, theirs_title: str = "re
                       f"your run: {first.dataset}, {_seed_note(own)}, {first.epochs} epochs")
     _error_and_z2(axes[0][-1], axes[1][-1], theirs, theirs_title)
     _legend_once(fig, list(axes[0]))
-    return readable(fig)
+    return readable(fig, smoke=smoke)

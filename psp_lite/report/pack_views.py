@@ -120,10 +120,11 @@ def pack_figure(pack: Pack | None, experiment: str, own: Any = None) -> Any:
         return None
     groups = pack.results(experiment)
     if experiment == "fig3":
-        return plots.weight_histograms(groups)
+        return plots.weight_histograms(groups, smoke=pack.smoke)
     if experiment == "sweep":
         return sweep_curves(groups, own=own, title=pack_title(pack, experiment))
-    return plots.beside(finished(groups), own, theirs_title=pack_title(pack, experiment))
+    return plots.beside(finished(groups), own, theirs_title=pack_title(pack, experiment),
+                        smoke=pack.smoke)
 
 
 def sweep_beside_pack(pack: Pack | None, own: Any) -> tuple[str, Any]:

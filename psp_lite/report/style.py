@@ -131,10 +131,27 @@ def legend_below(fig: Figure, axes: Sequence[Axes], ncol: int | None = None) -> 
                       ncol=ncol or len(handles), frameon=False)
 
 
-def readable(fig: Figure, *, layout: bool = True) -> Figure:
+#: What a smoke run's figure says across its top, so that a screenshot cannot pass for a result.
+SMOKE_STAMP = "SMOKE RUN: the code runs; not a result"
+
+
+def stamp_smoke(fig: Figure) -> float:
+    """Write SMOKE_STAMP across the top of `fig`, above its title; returns the height it takes
+    (a fraction of the figure)."""
+    height = 1.8 * MIN_POINTS / 72 / fig.get_size_inches()[1]
+    title = fig.get_suptitle()
+    for text in fig.texts:  # the title moves down under the stamp
+        if title and text.get_text() == title:
+            text.set_y(1 - height)
+    fig.text(0.5, 1 - 0.15 * height, SMOKE_STAMP, ha="center", va="top", color="tab:red",
+             fontsize=MIN_POINTS, fontweight="bold")
+    return height
+
+
+def readable(fig: Figure, *, layout: bool = True, smoke: bool = False) -> Figure:
     """Raise every text of `fig` below MIN_POINTS to it, set DPI, shrink a too wide figure to
-    MAX_WIDTH_IN (keeping its aspect), then lay it out again, leaving room at the bottom for a
-    figure legend (`legend_below`). Returns `fig`."""
+    MAX_WIDTH_IN (keeping its aspect), with `smoke` stamp it (`stamp_smoke`), then lay it out
+    again, leaving room at the bottom for a figure legend (`legend_below`). Returns `fig`."""
     width, height = fig.get_size_inches()
     if width > MAX_WIDTH_IN:
         fig.set_size_inches(MAX_WIDTH_IN, height * MAX_WIDTH_IN / width)
@@ -142,11 +159,12 @@ def readable(fig: Figure, *, layout: bool = True) -> Figure:
     for text in texts(fig):
         if text.get_fontsize() < MIN_POINTS:
             text.set_fontsize(MIN_POINTS)
+    top = 1 - stamp_smoke(fig) if smoke else 1.0
     if layout:
         bottom = 0.0
         for legend in fig.legends:
             fig.draw_without_rendering()
             box = legend.get_window_extent()
             bottom = max(bottom, box.height / (fig.get_size_inches()[1] * fig.dpi) + 0.02)
-        fig.tight_layout(rect=(0, bottom, 1, 1))
+        fig.tight_layout(rect=(0, bottom, 1, top))
     return fig
