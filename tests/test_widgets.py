@@ -19,7 +19,7 @@ from psp_lite.explorer.figure import ExplorerFigure
 from psp_lite.explorer.layout import PROJECTOR, SCREEN
 from psp_lite.explorer.widgets import ExplorerState, LambdaExplorer, format_lambda
 from psp_lite.report.lambda_curves import u_curve
-from psp_lite.report.style import LABELS, overlapping_texts
+from psp_lite.report.style import COLORS, LABELS, drawn_texts, overlapping_texts
 from psp_lite.training.history import SweepResult
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -282,6 +282,29 @@ def test_the_picture_is_readable_when_projected(result, layout):
     assert len(texts) > 30 and not small, small
     assert explorer.shown_width_px == round(SCREEN.figsize[0] * 96)
     assert not overlapping_texts(explorer.figure)
+    inside = explorer.figure.bbox.padded(1)
+    boxes = {t.get_text(): t.get_window_extent() for t in drawn_texts(explorer.figure)}
+    cut = [text for text, box in boxes.items() if box.x0 < inside.x0 or box.x1 > inside.x1
+           or box.y0 < inside.y0 or box.y1 > inside.y1]
+    assert not cut, cut  # a legend too wide for the figure loses its last column
+    assert layout.figsize[1] * 96 <= 910  # a projected 1080p browser window shows it whole
+
+
+def test_lambda_zero_is_drawn_gray_and_marked_on_the_left_edge(explorer, result):
+    explorer.render(ExplorerState("psp", 0.0, 3))
+    assert explorer.hist_run[0].get_color() == COLORS["none"]
+    xs, ys = explorer.u_dots["psp"].get_data()
+    assert list(xs) == [explorer.ax_u["psp"].get_xlim()[0]]  # not on the smallest PSP λ
+    explorer.render(ExplorerState("psp", 1e-2, 3))
+    assert explorer.hist_run[0].get_color() == COLORS["psp"]
+
+
+def test_the_lambda_panels_draw_the_activitys_learning_cutoff(explorer, result):
+    base = np.mean([h.late_error() for h in result.histories("none", 0.0)])
+    for ax in explorer.ax_u.values():
+        levels = [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "-."]
+        assert levels == [pytest.approx(base + 0.5 * (90 - base))]
+        assert ax.get_ylim()[1] > levels[0]
 
 
 @LAYOUTS

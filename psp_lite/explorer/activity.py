@@ -28,15 +28,22 @@ def _late(result: SweepResult, reg: str, lam: float) -> float:
     return float(np.mean([h.late_error() for h in result.histories(reg, lam)]))
 
 
-def learning_limit(result: SweepResult, regularizer: str) -> float | None:
-    """The smallest λ of `regularizer` at which the network stops learning (see the module's
-    rule) or its training diverged; None if it learns at every λ tried."""
+def learning_cutoff(result: SweepResult) -> float:
+    """The late-epoch test error (%) above which a network no longer learns: halfway from the
+    unregularized run's to chance."""
     if result.baseline is None:
         raise ValueError("the sweep has no unregularized run to compare with.")
     base = _late(result, "none", 0.0)
+    return base + 0.5 * (CHANCE - base)
+
+
+def learning_limit(result: SweepResult, regularizer: str) -> float | None:
+    """The smallest λ of `regularizer` at which the network stops learning (see the module's
+    rule) or its training diverged; None if it learns at every λ tried."""
+    cutoff = learning_cutoff(result)
     failed = [lam for reg, lam in result.diverged if reg == regularizer]
     stopped = [lam for lam in result.lambdas(regularizer)
-               if _late(result, regularizer, lam) > base + 0.5 * (CHANCE - base)]
+               if _late(result, regularizer, lam) > cutoff]
     return min(failed + stopped, default=None)
 
 
@@ -163,4 +170,5 @@ def spread_line(result: SweepResult, psp_lam: float, l2_lam: float,
 
 
 __all__ = ["CHANCE", "LayerContrast", "activity_pair", "activity_reading", "contrast_table",
-           "learning_limit", "spread_line", "total_variation", "weight_contrast", "z2_line"]
+           "learning_cutoff", "learning_limit", "spread_line", "total_variation",
+           "weight_contrast", "z2_line"]

@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
+from psp_lite.explorer.activity import learning_cutoff
 from psp_lite.explorer.layout import SCREEN, Layout, place_panels
 from psp_lite.explorer.state import DrawRecord, ExplorerState, format_lambda
 from psp_lite.regularizers import WITH_LAMBDA, short_name
@@ -157,6 +158,14 @@ class ExplorerFigure:
         self.u_lines = draw_lambda_points(self.ax_u, self.result.groups())
         mark_paper_and_diverged(self.ax_u, self.result.diverged)
         fit_error_range(self.ax_u, [self.result.groups()])
+        if self.result.baseline is not None:  # the activity's rule, drawn where it is read
+            cutoff = learning_cutoff(self.result)
+            for ax in self.ax_u.values():
+                ax.axhline(cutoff, color="0.2", ls="-.", lw=1.2, zorder=1)
+                low, high = ax.get_ylim()
+                ax.set_ylim(low, max(high, cutoff + 0.05 * (high - low)))
+                ax.yaxis.set_major_locator(MaxNLocator(self.layout.error_ticks,
+                                                       steps=[1, 2, 5, 10]))
         for reg, ax in self.ax_u.items():
             ax.set_title(f"{short_name(reg)}: test error vs λ", fontsize=pt(10))
             ax.xaxis.label.set_fontsize(pt(9))
@@ -212,7 +221,9 @@ class ExplorerFigure:
                    Patch(color="0.6", alpha=0.5, label=f"λ panels: {late}, mean, {band}"),
                    Line2D([], [], color="0.3", ls=":", lw=1.3, label="the paper's λ"),
                    Line2D([], [], color="0.3", marker="X", ls="none", ms=8,
-                          label="diverged (loss NaN)")]
+                          label="diverged (loss NaN)"),
+                   Line2D([], [], color="0.2", ls="-.", lw=1.2,
+                          label="halfway to chance: no longer learning")]
         self.figure.legend(handles=handles, loc="lower center", ncol=self.layout.legend_columns,
                            fontsize=self.layout.pt(9),
                            frameon=False, bbox_to_anchor=(0.5, 0.0))
@@ -227,8 +238,6 @@ class ExplorerFigure:
             if r in WITH_LAMBDA:
                 line.set_alpha(1.0 if r == reg else 0.35)
         self._fit_error_axis(reg)
-        for line in self.hist_run:
-            line.set_color(COLORS[reg])
         self._static_reg = reg
 
     def _background(self, reg: str) -> Any:
@@ -317,19 +326,20 @@ class ExplorerFigure:
             line.set_xdata([e, e])
         self.err_dot.set_data([e], [err])
         self.z2_dot.set_data([e], [z2])
-        # lambda 0 cannot sit on a log axis: mark the baseline at the left end instead
-        u_x = state.lam or min(self.result.lambdas(reg) or [1e-5])
+        # lambda 0 cannot sit on a log axis: mark the baseline (dashed) on the left edge instead
+        u_x = state.lam or self.ax_u[reg].get_xlim()[0]
         for r, dot in self.u_dots.items():
             dot.set_data(([u_x], [self.u_y[key]]) if r == reg else ([], []))
+            dot.set_clip_on(bool(state.lam))
         snap = snapshot_for(h.weights, e)
         base = self.result.baseline
         base_snap = snapshot_for(base.weights, e) if base is not None else None
         for name, cur, ref in zip(self.layers, self.hist_run, self.hist_base, strict=True):
             cur.set_ydata(self.hists[(key, snap, name)])
-            cur.set_color(COLORS[reg])
+            cur.set_color(color)  # λ = 0 is the gray of no regularization, not the slider's
             if base_snap is not None:
                 ref.set_ydata(self.hists[(("none", 0.0), base_snap, name)])
-        note = "" if snap == e else f" (the kept snapshot nearest to epoch {e})"
+        note = "" if snap == e else f" (the latest kept at or before epoch {e})"
         self.hist_title.set_text(f"weights per layer at epoch {snap}{note}, first seed; gray: "
                                  "no regularization")
         name = short_name(reg if state.lam else "none")

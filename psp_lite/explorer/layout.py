@@ -21,6 +21,7 @@ class Layout:
     legend_columns: int
     weight_ticks: int | None = None   # most ticks on a weight axis (None: matplotlib's choice)
     z2_ticks: int | None = None       # most labelled ticks on the <z^2> axis (None: all)
+    error_ticks: int = 6              # most ticks on the lambda panels' error axis
     top_in: float = 0.77      # room above the panels (the title), inches
     bottom_in: float = 1.19   # room below them (the last row's labels, the legend), inches
 
@@ -30,10 +31,10 @@ class Layout:
 
 
 #: A laptop screen: every panel in 11 x 7 in, text 9-12 pt.
-SCREEN = Layout(figsize=(11.0, 7.0), text_scale=1.0, stacked=False, legend_columns=4)
+SCREEN = Layout(figsize=(11.0, 7.0), text_scale=1.0, stacked=False, legend_columns=3)
 #: A projector: text 13.5-18 pt in the same width, so the figure is taller (about one screen).
-PROJECTOR = Layout(figsize=(11.0, 10.0), text_scale=1.5, stacked=True, legend_columns=2,
-                   weight_ticks=3, z2_ticks=5, top_in=1.3, bottom_in=2.0)
+PROJECTOR = Layout(figsize=(11.0, 9.4), text_scale=1.5, stacked=True, legend_columns=2,
+                   weight_ticks=3, z2_ticks=4, top_in=1.05, bottom_in=2.45)
 
 
 @dataclass
@@ -54,7 +55,7 @@ def place_panels(fig: Figure, layout: Layout, n_layers: int) -> Panels:
     height = layout.figsize[1]
     top, bottom = 1 - layout.top_in / height, layout.bottom_in / height
     if layout.stacked:
-        grid = fig.add_gridspec(3, 12, height_ratios=(1, 1, 1), hspace=0.95, wspace=3.0,
+        grid = fig.add_gridspec(3, 12, height_ratios=(0.8, 1.25, 0.8), hspace=1.2, wspace=3.0,
                                 left=0.09, right=0.98, top=top, bottom=bottom)
         error = fig.add_subplot(grid[0, 0:6])
         z2 = fig.add_subplot(grid[0, 6:12])
@@ -71,7 +72,7 @@ def place_panels(fig: Figure, layout: Layout, n_layers: int) -> Panels:
             ax.xaxis.set_major_locator(MaxNLocator(layout.weight_ticks))
             ax.tick_params(axis="x", pad=7)
     row_top = grid[weights_row, 0:12].get_position(fig).y1
-    return Panels(error, z2, lambdas, weights, row_top + 0.045 / layout.text_scale ** 0.5)
+    return Panels(error, z2, lambdas, weights, row_top + layout.pt(0.3) / layout.figsize[1])
 
 
 __all__ = ["PROJECTOR", "SCREEN", "Layout", "Panels", "place_panels"]

@@ -68,7 +68,8 @@ class FewLogTicks(Locator):
             powers = [10.0 ** d for d in decades if low <= 10.0 ** d <= high]
             best = powers[::math.ceil(len(powers) / self.most)]
         if len(best) < 2:
-            best = [t for t in MaxNLocator(self.most).tick_values(low, high) if low <= t <= high]
+            best = [t for t in MaxNLocator(self.most, steps=[1, 2, 5, 10]).tick_values(low, high)
+                    if low <= t <= high]
         return best
 
 
@@ -97,12 +98,9 @@ def texts(fig: Figure) -> list[Text]:
     return list(dict.fromkeys(found))
 
 
-def overlapping_texts(fig: Figure, slack_px: float = 2.0) -> list[tuple[str, str]]:
-    """Pairs of texts of `fig`, as last drawn, whose boxes overlap (a label over a title, tick
-    labels run together). Not counted: tick labels outside their axis's view (not drawn), texts
-    at a slant (their upright box is larger than the glyphs), a twin's copy of a label drawn
-    exactly on it, and boxes that meet by under `slack_px` (a line box has room above and below
-    its glyphs)."""
+def drawn_texts(fig: Figure) -> list[Text]:
+    """`texts(fig)` less the tick labels outside their axis's view (matplotlib keeps but does
+    not draw them), as last drawn."""
     hidden = set()
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
@@ -111,8 +109,17 @@ def overlapping_texts(fig: Figure, slack_px: float = 2.0) -> list[tuple[str, str
                                  (axis.get_minorticklocs(), axis.get_minorticklabels())):
                 hidden.update(id(t) for loc, t in zip(locs, labels, strict=False)
                               if not low <= loc <= high)
-    boxes = [(t.get_text(), t.get_window_extent()) for t in texts(fig)
-             if id(t) not in hidden and t.get_rotation() % 90 == 0]
+    return [t for t in texts(fig) if id(t) not in hidden]
+
+
+def overlapping_texts(fig: Figure, slack_px: float = 2.0) -> list[tuple[str, str]]:
+    """Pairs of `drawn_texts(fig)` whose boxes overlap (a label over a title, tick labels run
+    together). Not counted: texts at a slant (their upright box is larger than the glyphs), a
+    twin's copy of a label drawn exactly on it, and boxes that meet by under `slack_px` (a line
+    box has room above and below its glyphs)."""
+    boxes = [(t.get_text(), t.get_window_extent()) for t in drawn_texts(fig)
+             if t.get_rotation() % 90 == 0]
+
     def meet(one: Bbox, two: Bbox) -> bool:
         return (min(one.x1, two.x1) - max(one.x0, two.x0) > slack_px
                 and min(one.y1, two.y1) - max(one.y0, two.y0) > slack_px)
