@@ -470,3 +470,15 @@ def test_with_a_pack_the_caption_and_the_figure_come_together(seeded, tmp_path):
     np.testing.assert_allclose(mine.get_ydata(), expected)
     np.testing.assert_allclose(theirs.get_ydata(), expected)  # the same rule for both
     assert "l2" in l2.get_xlabel() and len(psp.collections) >= 2  # both bands
+
+
+def test_a_small_layer_gets_fewer_histogram_bins(explorer, result):
+    """The square-root rule, 15 to 60 bins: conv1's few hundred weights in 60 bins drew sampling
+    notches that an instructor read as structure."""
+    from psp_lite.explorer.figure import bins_for
+
+    assert [bins_for(n) for n in (100, 500, 2_400, 100_000)] == [15, 22, 49, 60]
+    sizes = {name: w.size for name, w in result.baseline.weights[1].items()}
+    for name, edges in explorer.edges.items():
+        assert len(edges) - 1 == bins_for(sizes[name]), name
+    assert len(explorer.edges["conv1.weight"]) - 1 < 60

@@ -38,7 +38,14 @@ from psp_lite.training.history import snapshot_for
 if TYPE_CHECKING:  # the figure reads histories, it never trains
     from psp_lite.training.history import RunHistory, SweepResult
 
-HIST_BINS = 60
+HIST_BINS = 60  # the most bins a layer's histogram gets
+
+
+def bins_for(n_weights: int) -> int:
+    """Bins for a histogram of `n_weights` weights: the square-root rule, 15 to HIST_BINS, so
+    that a small layer (LeNet5's conv1: 150 weights) is not drawn as sampling notches."""
+    return int(np.clip(round(math.sqrt(n_weights)), 15, HIST_BINS))
+
 #: The picture's resolution. The notebook shows it at its true size (`shown_width_px`: 96 CSS
 #: px per inch), so a 9 pt label reads as 9 pt; its size and text scale: `layout.SCREEN`.
 DPI = 100
@@ -96,7 +103,7 @@ class ExplorerFigure:
             values = np.concatenate([w[name] for w in ref.weights.values()])
             lo, hi = np.percentile(values, [0.05, 99.95])
             span = max(abs(lo), abs(hi))
-            self.edges[name] = np.linspace(-span, span, HIST_BINS + 1)
+            self.edges[name] = np.linspace(-span, span, bins_for(snap[name].size) + 1)
         self.hists: dict[tuple[tuple[str, float], int, str], np.ndarray] = {}
         for key, h in runs.items():
             self._add_hists(key, h)
