@@ -39,17 +39,16 @@ if TYPE_CHECKING:  # the figure reads histories, it never trains
     from psp_lite.training.history import RunHistory, SweepResult
 
 HIST_BINS = 60  # the most bins a layer's histogram gets
-
-
-def bins_for(n_weights: int) -> int:
-    """Bins for a histogram of `n_weights` weights: the square-root rule, 15 to HIST_BINS, so
-    that a small layer (LeNet5's conv1: 150 weights) is not drawn as sampling notches."""
-    return int(np.clip(round(math.sqrt(n_weights)), 15, HIST_BINS))
-
 #: The picture's resolution. The notebook shows it at its true size (`shown_width_px`: 96 CSS
 #: px per inch), so a 9 pt label reads as 9 pt; its size and text scale: `layout.SCREEN`.
 DPI = 100
 CSS_PX_PER_INCH = 96
+
+
+def bins_for(n_weights: int) -> int:
+    """Bins for a histogram of `n_weights` weights: the square-root rule, 15 to HIST_BINS, so
+    that a small layer (LeNet5's conv1: 500 weights, 22 bins) is not drawn as sampling notches."""
+    return int(np.clip(round(math.sqrt(n_weights)), 15, HIST_BINS))
 
 
 class ExplorerFigure:
