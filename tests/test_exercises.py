@@ -145,9 +145,10 @@ def test_exercise_layout(path: Path) -> None:
 #: Per notebook, for each check cell in order: (variable, planted wrong answer, what the check
 #: must then say). The wrong answers are evaluated in the notebook's namespace after the run.
 PLANTED = {
-    "01": [("prediction_1", "1", "one weight layer deep"),
-           ("prediction_2", "2", "exponent of z_2 itself"),
-           ("prediction_3", "1", "fewest neurons and the largest z")],
+    "01": [("prediction_1", "'psp'", "because the weights are small, or because of where"),
+           ("prediction_2", "1", "one weight layer deep"),
+           ("prediction_3", "2", "exponent of z_2 itself"),
+           ("prediction_4", "1", "fewest neurons and the largest z")],
     "02": [("prediction_1", "[2]", "reads every output of layer 1"),
            ("prediction_2", "[1, 3]", "not what the measurement says")],
     "03": [("eq15_mlp", "lambda w, b, x, lam: [(2 * dw, 2 * db) for dw, db in "

@@ -89,11 +89,13 @@ def test_first_look_on_the_notebooks_settings() -> None:
     assert all(p < q for p, q in zip(z_psp, z_l2, strict=True))  # PSP pulls z harder than l2
     assert z_psp[1] < z_l2[1] / 3 and z_psp[2] < z_l2[2] / 3  # by far in layers 2 and 3
     assert w_psp[1] > w_l2[1]  # though layer 2's weights stay larger than under l2
+    assert teaching.smallest_weights(runs, layer=2) == "l2"  # Exercise 1's answer, and
+    assert [teaching.smallest_weights(runs, layer) for layer in (1, 3)] == ["psp", "psp"]
     assert w_psp[0] < w_l2[0] and w_psp[2] < w_l2[2]  # and smaller in layers 1 and 3
     assert min(range(3), key=w_psp.__getitem__) == 0
     # l2 shrinks the weights alike: its per-layer ratios stay within a narrow band
     assert max(w_l2) - min(w_l2) < max(w_psp) - min(w_psp)
-    # exercise 1 of notebook 01: with a ten times weaker PSP the logits layer shrinks most
+    # notebook 01's Exercise 4: with a ten times weaker PSP the logits layer shrinks most
     weak = teaching.train_none_l2_psp(teaching.FirstLookSettings(psp_lambda=0.1))
     w_weak = teaching.ratios_to_unregularized(weak, "psp")[0]
     assert min(range(3), key=w_weak.__getitem__) == 2

@@ -59,6 +59,7 @@ from psp_lite.teaching.exercises import Eq15Check, check_eq15_mlp, check_tensor
 from psp_lite.teaching.first_look import (
     PAPER_L2_LAMBDA,
     PAPER_PSP_LAMBDA,
+    SMALLEST_WEIGHTS_HINTS,
     WEAK_PSP_HINTS,
     FirstLookSettings,
     TrainedLayers,
@@ -66,6 +67,7 @@ from psp_lite.teaching.first_look import (
     lambda_in_paper_units,
     plot_none_l2_psp,
     ratios_to_unregularized,
+    smallest_weights,
     train_none_l2_psp,
 )
 from psp_lite.teaching.metric import (
@@ -115,7 +117,7 @@ __all__ = [
     "DECAY_NETWORKS", "FASTEST_LAYER_HINTS", "LAYER_2_EXPONENT_HINTS", "MIN_POINTS",
     "MODEL_SENTENCE",
     "NOT_YET_SHOWN", "PAPER_L2_LAMBDA", "PAPER_PSP_LAMBDA",
-    "WEAK_PSP_HINTS", "WEIGHT_DECAY_CASES",
+    "SMALLEST_WEIGHTS_HINTS", "WEAK_PSP_HINTS", "WEIGHT_DECAY_CASES",
     "PaperSymbols",
     "WeightDecayCases", "decay_network", "decay_two_networks", "eq14_lines", "eq15_16_lines",
     "lambda_in_paper_units", "largest_slopes", "legend_below", "nonzero_rows", "own_term_lines",
@@ -135,7 +137,8 @@ __all__ = [
     "penalty_share_per_layer", "plot_check_rows", "plot_contribution_matrix",
     "plot_contributions", "plot_mean_z2_during_decay", "plot_none_l2_psp", "plot_penalty_shares",
     "plot_z_over_activations", "ratios_to_unregularized", "row_hints", "shares", "shares_table",
-    "single_thread", "slope_table", "tanh_mlp_forward", "toy_classification", "train_none_l2_psp",
+    "single_thread", "slope_table", "smallest_weights", "tanh_mlp_forward", "toy_classification",
+    "train_none_l2_psp",
     "train_sgd",
     "whiten", "written",
 ]

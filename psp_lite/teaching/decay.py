@@ -114,7 +114,7 @@ def decay_exponent(shrink: float, lam: float, steps: int) -> float:
     return float(np.log(shrink) / (steps * np.log1p(-lam)))
 
 
-#: The likely slips in notebook 01's Exercise 1 (which layer's <z^2> shrinks fastest), as
+#: The likely slips in notebook 01's Exercise 2 (which layer's <z^2> shrinks fastest), as
 #: `check_prediction` hints: each names the slip without the answer.
 _ONE_MORE = ("each layer's z is made by one more decaying weight layer than the z of the layer "
              "below it (the ReLUs pass the factors through); which layer's z is made by the most?")
@@ -124,7 +124,7 @@ FASTEST_LAYER_HINTS = (
     (lambda layer: layer - 1, "one layer short: " + _ONE_MORE),
     (lambda layer: layer - 2, _ONE_MORE),
 )
-#: The likely slips in notebook 01's Exercise 2 (the exponent a of layer 2's <z^2>,
+#: The likely slips in notebook 01's Exercise 3 (the exponent a of layer 2's <z^2>,
 #: which one decay step multiplies by (1 - lam)^a), as `check_prediction` hints: each names the
 #: slip without the answer.
 LAYER_2_EXPONENT_HINTS = (

@@ -18,7 +18,13 @@ from psp_lite.teaching.toy import linear_layers, mlp, toy_classification, train_
 
 #: The paper's lambda for LeNet5 on MNIST (Sec. 4.1): PSP, and l2 weight decay.
 PAPER_PSP_LAMBDA, PAPER_L2_LAMBDA = PAPER_LAMBDA["psp"], PAPER_LAMBDA["l2"]
-#: The likely slip in notebook 01's Exercise 3 (which layer's weights a thirty times weaker PSP
+#: The likely slip in notebook 01's Exercise 1 (which run has layer 2's smallest weights), as a
+#: `check_prediction` hint: reading PSP's far smaller <z^2> as far smaller weights.
+SMALLEST_WEIGHTS_HINTS = (
+    (lambda run: "psp", "PSP has the smallest <z^2> in layer 2, by far; is z small because the "
+     "weights are small, or because of where they point? Look at both panels."),
+)
+#: The likely slip in notebook 01's Exercise 4 (which layer's weights a thirty times weaker PSP
 #: shrinks most), as a `check_prediction` hint: section 1's ranking, where the reach-back rules.
 WEAK_PSP_HINTS = (
     (lambda layer: 1, "layer 1 is where section 1's strong PSP shrinks the weights most, pulled by "
@@ -80,6 +86,11 @@ def ratios_to_unregularized(runs: dict[str, TrainedLayers], regularizer: str
     base, run = runs["none"], runs[regularizer]
     return ([a / b for a, b in zip(run.weight_rms, base.weight_rms, strict=True)],
             [a / b for a, b in zip(run.mean_z2, base.mean_z2, strict=True)])
+
+
+def smallest_weights(runs: dict[str, TrainedLayers], layer: int) -> str:
+    """The run ('none', 'l2' or 'psp') whose weights in `layer` (from 1) have the smallest RMS."""
+    return min(runs.values(), key=lambda run: run.weight_rms[layer - 1]).regularizer
 
 
 def plot_none_l2_psp(runs: dict[str, TrainedLayers]) -> Figure:
