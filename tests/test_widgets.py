@@ -482,3 +482,21 @@ def test_a_small_layer_gets_fewer_histogram_bins(explorer, result):
     for name, edges in explorer.edges.items():
         assert len(edges) - 1 == bins_for(sizes[name]), name
     assert len(explorer.edges["conv1.weight"]) - 1 < 60
+
+
+def test_a_run_above_the_error_axis_says_where_it_is(result):
+    """A run far worse than no regularization leaves the test-error panel through the top; the
+    panel then prints its error at the chosen epoch at the top edge, and only then."""
+    worse = _with(result, {("l2", 1e-2): lambda h: {"test_error": [95.0] * len(h.test_error)}})
+    for layout in (SCREEN, PROJECTOR):
+        fig = ExplorerFigure(worse, layout=layout)
+        fig.render(ExplorerState("l2", 1e-2, 2))
+        assert fig.ax_err.get_ylim()[1] < 95
+        assert fig.err_off.get_text() == "↑ 95.0 %"
+        assert fig.err_off.get_position()[0] == 2
+        fig.canvas.draw()  # tick labels exist once drawn
+        assert not overlapping_texts(fig.figure)
+        inside = fig.ax_err.get_window_extent()
+        assert inside.contains(*fig.err_off.get_window_extent().corners()[0])  # on the panel
+        fig.png(ExplorerState("l2", 1e-4, 3))  # inside the axis: nothing printed
+        assert fig.err_off.get_text() == ""

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, NullFormatter
+from matplotlib.transforms import blended_transform_factory
 
 from psp_lite.explorer.activity import learning_cutoff
 from psp_lite.explorer.layout import SCREEN, Layout, place_panels
@@ -149,6 +150,12 @@ class ExplorerFigure:
         self.z2_marker = self.ax_z2.axvline(1, color="k", lw=0.8, alpha=0.5)
         (self.err_dot,) = self.ax_err.plot([], [], "o", color="k", ms=5, zorder=5)
         (self.z2_dot,) = self.ax_z2.plot([], [], "o", color="k", ms=5, zorder=5)
+        # the chosen run's error when it is above the axis (far worse runs leave through the top)
+        self.err_off = self.ax_err.text(
+            1, 0.97, "", transform=blended_transform_factory(self.ax_err.transData,
+                                                             self.ax_err.transAxes),
+            va="top", fontsize=pt(9), zorder=6,
+            bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="0.5", alpha=0.9))
         self.ax_err.set(xlabel="epoch", ylabel="test error [%]")
         self.ax_err.set_title("test error vs epoch, first seed", fontsize=pt(10))
         self.ax_z2.set(xlabel="epoch", yscale="log")  # the title names it: no label to crowd
@@ -207,7 +214,7 @@ class ExplorerFigure:
                                    fontsize=pt(10))
         self.suptitle = fig.text(0.5, 0.985, "", ha="center", va="top", fontsize=pt(12))
         self.dynamic = [self.err_hl, self.z2_hl, self.err_marker, self.z2_marker, self.err_dot,
-                        self.z2_dot, *self.u_dots.values(), *self.hist_base, *self.hist_run,
+                        self.z2_dot, self.err_off, *self.u_dots.values(), *self.hist_base, *self.hist_run,
                         self.hist_title, self.suptitle]
         self._static_reg: str | None = None
         self._backgrounds: dict[str, Any] = {}
@@ -286,8 +293,8 @@ class ExplorerFigure:
         """
         start = time.perf_counter()
         state = self.check(state)
+        self._set_static(state.regularizer)  # first: _apply reads the error axis' range
         self._apply(state)
-        self._set_static(state.regularizer)
         self.draws.append(DrawRecord(state, None, time.perf_counter() - start))
         return self.figure
 
@@ -332,6 +339,11 @@ class ExplorerFigure:
             line.set_xdata([e, e])
         self.err_dot.set_data([e], [err])
         self.z2_dot.set_data([e], [z2])
+        above = err > self.ax_err.get_ylim()[1]
+        self.err_off.set_text(f"↑ {err:.1f} %" if above else "")
+        self.err_off.set_x(e)
+        self.err_off.set_ha("left" if e <= len(epochs) / 3 else
+                            "right" if e > 2 * len(epochs) / 3 else "center")
         # lambda 0 cannot sit on a log axis: mark the baseline (dashed) on the left edge instead
         u_x = state.lam or self.ax_u[reg].get_xlim()[0]
         for r, dot in self.u_dots.items():
