@@ -206,3 +206,49 @@ def test_voila_renders_the_explorer_and_its_lambda_slider_redraws_the_image(
         latency = slider_step_redraws(page, image, 60_000)
         print(f"voila: explorer rendered after {rendered:.0f} s; key press -> new image "
               f"{1000 * latency:.0f} ms")
+
+
+@pytest.mark.browser
+@pytest.mark.notebook
+def test_the_projector_layout_enlarges_the_explorers_controls_too(tmp_path: Path) -> None:
+    """Both layouts' explorers in one Voila page: the projector's slider readouts, labels and
+    buttons are drawn 1.5 times as large as the screen's, and its λ slider still redraws."""
+    import nbformat
+
+    if importlib.util.find_spec("voila") is None:
+        missing_requirement("Voila is not installed",
+                            'install the test extra: pip install -e ".[test]"')
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "from IPython.display import display\n"
+        "from psp_lite.experiments.lambda_sweep import sweep\n"
+        "from psp_lite.explorer import PROJECTOR, SCREEN, LambdaExplorer\n"
+        "result = sweep('synthetic-mnist', (1e-4, 1e-3, 1e-2), (1e-4,), epochs=2,\n"
+        "               train_subset=64, test_subset=32, device='cpu', progress=False)\n"
+        "for layout in (SCREEN, PROJECTOR):\n"
+        "    display(LambdaExplorer(result, layout=layout).ui())")]
+    path = tmp_path / "two_layouts.ipynb"
+    nbformat.write(nb, path)
+    token, port = secrets.token_hex(16), free_port()
+    command = [sys.executable, "-m", "voila", str(path), "--no-browser", "--Voila.ip=127.0.0.1",
+               f"--port={port}", "--Voila.port_retries=0", f"--token={token}",
+               "--show_tracebacks=True"]
+    with serving(command, server_env(tmp_path), tmp_path / "voila.log",
+                 lambda: port_open(port), "Voila"), browser_page(tmp_path) as page:
+        page.goto(f"http://127.0.0.1:{port}/?token={token}", wait_until="commit",
+                  timeout=180_000)
+        images = page.locator("img.widget-image")
+        images.nth(1).wait_for(timeout=180_000)
+        boxes = page.locator(".psp-lite-explorer")
+        assert boxes.count() == 2
+
+        def px(box, selector: str) -> float:
+            return float(box.locator(selector).first.evaluate(
+                "el => getComputedStyle(el).fontSize").removesuffix("px"))
+
+        for selector in (".widget-readout", ".widget-label", "button"):
+            screen, projector = px(boxes.nth(0), selector), px(boxes.nth(1), selector)
+            assert projector >= 1.45 * screen, (selector, screen, projector)
+        slider = boxes.nth(1).locator(".widget-slider",
+                                      has=page.locator(".widget-label", has_text="λ")).first
+        press_right_and_wait_for_a_new_image(page, slider, images.nth(1), 60_000)

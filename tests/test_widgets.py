@@ -500,3 +500,18 @@ def test_a_run_above_the_error_axis_says_where_it_is(result):
         assert inside.contains(*fig.err_off.get_window_extent().corners()[0])  # on the panel
         fig.png(ExplorerState("l2", 1e-4, 3))  # inside the axis: nothing printed
         assert fig.err_off.get_text() == ""
+
+
+def test_only_a_scaled_layout_styles_its_controls(result):
+    """The projector's explorer box carries a <style> scaling ipywidgets' size variables by its
+    text scale (checked in a browser by test_browser), scoped to its own class; the screen's none."""
+    from psp_lite.explorer.layout import CONTROLS_CLASS
+
+    screen = LambdaExplorer(result, layout=SCREEN).ui()
+    projector = LambdaExplorer(result, layout=PROJECTOR).ui()
+    assert CONTROLS_CLASS not in screen._dom_classes
+    assert not any("<style>" in str(getattr(c, "value", "")) for c in screen.children)
+    assert CONTROLS_CLASS in projector._dom_classes
+    css = projector.children[0].value
+    assert f".{CONTROLS_CLASS} {{" in css and "--jp-widgets-font-size: 20px;" in css
+    assert "--jp-widgets-inline-height: 42px;" in css  # 28 px x 1.5

@@ -214,7 +214,8 @@ class ExplorerFigure:
                                    fontsize=pt(10))
         self.suptitle = fig.text(0.5, 0.985, "", ha="center", va="top", fontsize=pt(12))
         self.dynamic = [self.err_hl, self.z2_hl, self.err_marker, self.z2_marker, self.err_dot,
-                        self.z2_dot, self.err_off, *self.u_dots.values(), *self.hist_base, *self.hist_run,
+                        self.z2_dot, self.err_off, *self.u_dots.values(), *self.hist_base,
+                        *self.hist_run,
                         self.hist_title, self.suptitle]
         self._static_reg: str | None = None
         self._backgrounds: dict[str, Any] = {}

@@ -29,6 +29,26 @@ class Layout:
         """A font size of the screen layout, in this layout."""
         return size * self.text_scale
 
+    def px(self, size: float) -> str:
+        """A CSS width of the screen layout's controls, in this layout."""
+        return f"{round(size * self.text_scale)}px"
+
+    def controls_css(self) -> str:
+        """A <style> that scales the explorer's ipywidgets (labels, readouts, buttons, slider
+        handles) by the text scale, inside `CONTROLS_CLASS` only; '' for the screen's 1."""
+        if self.text_scale == 1:
+            return ""
+        sizes = {"font-size": 13, "inline-height": 28, "inline-label-width": 80,
+                 "inline-width": 300, "slider-handle-size": 16}
+        rules = " ".join(f"--jp-widgets-{name}: {self.px(v)};" for name, v in sizes.items())
+        return (f"<style>.{CONTROLS_CLASS} {{ {rules} }} .{CONTROLS_CLASS} .widget-readout, "
+                f".{CONTROLS_CLASS} .widget-label, .{CONTROLS_CLASS} button, "
+                f".{CONTROLS_CLASS} .widget-html-content {{ font-size: {self.px(13)}; }}</style>")
+
+
+#: The CSS class of the box that holds a scaled layout's controls (`Layout.controls_css`).
+CONTROLS_CLASS = "psp-lite-large-controls"
+
 
 #: A laptop screen: every panel in 11 x 7 in, text 9-12 pt.
 SCREEN = Layout(figsize=(11.0, 7.0), text_scale=1.0, stacked=False, legend_columns=3)
@@ -75,4 +95,4 @@ def place_panels(fig: Figure, layout: Layout, n_layers: int) -> Panels:
     return Panels(error, z2, lambdas, weights, row_top + layout.pt(0.3) / layout.figsize[1])
 
 
-__all__ = ["PROJECTOR", "SCREEN", "Layout", "Panels", "place_panels"]
+__all__ = ["CONTROLS_CLASS", "PROJECTOR", "SCREEN", "Layout", "Panels", "place_panels"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from psp_lite.experiments.lambda_sweep import train_one
 from psp_lite.explorer.figure import DPI, ExplorerFigure
-from psp_lite.explorer.layout import SCREEN, Layout
+from psp_lite.explorer.layout import CONTROLS_CLASS, SCREEN, Layout
 from psp_lite.explorer.state import (
     DrawRecord,
     ExplorerState,
@@ -91,14 +91,14 @@ class LambdaExplorer(ExplorerFigure):
                                 value=state.regularizer, description="regularizer"),
             lam=w.SelectionSlider(options=list(zip(lambda_labels(lams), lams, strict=True)),
                                   value=state.lam, description="λ", continuous_update=True,
-                                  layout=w.Layout(width="480px")),
+                                  layout=w.Layout(width=self.layout.px(480))),
             epoch=w.IntSlider(value=state.epoch, min=1, max=self.result.epochs,
                               description="epoch", continuous_update=True),
             image=w.Image(format="png", layout=w.Layout(width=f"{self.shown_width_px}px",
                                                         max_width="100%", height="auto")),
             status=w.HTML(),
             new_lam=w.FloatText(value=2e-3, description="new λ", step=1e-4,
-                                layout=w.Layout(width="200px")),
+                                layout=w.Layout(width=self.layout.px(200))),
             train_button=w.Button(description="train this λ", icon="play",
                                   tooltip="train this lambda with the sweep's protocol"),
             log=w.Output(),
@@ -110,11 +110,17 @@ class LambdaExplorer(ExplorerFigure):
         c.train_button.on_click(self._on_train)
         self.warm()
         self.show(state)
-        return w.VBox([
+        style = [w.HTML(css)] if (css := self.layout.controls_css()) else []
+        box = w.VBox([
+            *style,
             w.HBox([c.reg, c.lam]),
             w.HBox([c.epoch, c.new_lam, c.train_button]),
             c.status, c.image, c.log,
         ])
+        box.add_class("psp-lite-explorer")
+        if style:
+            box.add_class(CONTROLS_CLASS)  # a projector's controls grow with its text
+        return box
 
     def slider_state(self) -> ExplorerState:
         """The state the sliders show."""
