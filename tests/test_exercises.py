@@ -254,6 +254,7 @@ def test_solutions_cell_runs_after_the_core_alone(path: Path, monkeypatch: pytes
     ([3, 1], [1, 3], {"ordered": False}), ([], [], {}),
     ("reference", "reference", {}), (" Reference ", "reference", {}),
     ("PAPER", "paper", {"choices": ("paper", "reference")}), (["paper"], "paper", {}),
+    ("ℓ2", "l2", {"choices": ("none", "l2", "psp")}), ("L2", "l2", {}),
 ], ids=repr)
 def test_check_prediction_accepts(prediction: object, measured: object, options: dict) -> None:
     line = teaching.check_prediction(prediction, measured, what="w", **options)

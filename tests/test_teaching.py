@@ -91,6 +91,13 @@ def test_first_look_on_the_notebooks_settings() -> None:
     assert w_psp[1] > w_l2[1]  # though layer 2's weights stay larger than under l2
     assert teaching.smallest_weights(runs, layer=2) == "l2"  # Exercise 1's answer, and
     assert [teaching.smallest_weights(runs, layer) for layer in (1, 3)] == ["psp", "psp"]
+    line = teaching.weights_line(runs, layer=2)  # the numbers the bars show, in run order
+    assert line == ("layer 2's weight RMS: " + ", ".join(
+        f"{r} {runs[r].weight_rms[1]:.3f}" for r in ("none", "l2", "psp")))
+    for wrong, words in (("psp", "where they point"), ("none", "no penalty pulls")):
+        said = teaching.check_prediction(wrong, "l2", choices=("none", "l2", "psp"),
+                                         hints=teaching.SMALLEST_WEIGHTS_HINTS)
+        assert words in said and "measurement says l2" not in said, said  # a hint, no answer
     assert w_psp[0] < w_l2[0] and w_psp[2] < w_l2[2]  # and smaller in layers 1 and 3
     assert min(range(3), key=w_psp.__getitem__) == 0
     # l2 shrinks the weights alike: its per-layer ratios stay within a narrow band

@@ -504,7 +504,7 @@ def test_a_run_above_the_error_axis_says_where_it_is(result):
 
 def test_only_a_scaled_layout_styles_its_controls(result):
     """The projector's explorer box carries a <style> scaling ipywidgets' size variables by its
-    text scale (checked in a browser by test_browser), scoped to its own class; the screen's none."""
+    text scale (checked in a browser by test_browser), scoped to its own class; not the screen."""
     from psp_lite.explorer.layout import CONTROLS_CLASS
 
     screen = LambdaExplorer(result, layout=SCREEN).ui()

@@ -69,6 +69,7 @@ from psp_lite.teaching.first_look import (
     ratios_to_unregularized,
     smallest_weights,
     train_none_l2_psp,
+    weights_line,
 )
 from psp_lite.teaching.metric import (
     WEIGHT_DECAY_CASES,
@@ -140,5 +141,5 @@ __all__ = [
     "single_thread", "slope_table", "smallest_weights", "tanh_mlp_forward", "toy_classification",
     "train_none_l2_psp",
     "train_sgd",
-    "whiten", "written",
+    "weights_line", "whiten", "written",
 ]

@@ -91,8 +91,9 @@ def as_word(value: object, choices: Sequence[str] | None = None) -> str:
 
 
 def normal_word(text: str) -> str:
-    """'  "Reference" ' -> 'reference': case, surrounding quotes and extra spaces dropped."""
-    return " ".join(text.strip().strip("'\"").split()).casefold()
+    """'  "Reference" ' -> 'reference': case, surrounding quotes and extra spaces dropped, and
+    the script ell the notebooks print (ℓ2) read as l."""
+    return " ".join(text.strip().strip("'\"").split()).casefold().replace("ℓ", "l")
 
 
 def _is_number(value: object) -> bool:

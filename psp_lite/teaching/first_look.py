@@ -22,7 +22,9 @@ PAPER_PSP_LAMBDA, PAPER_L2_LAMBDA = PAPER_LAMBDA["psp"], PAPER_LAMBDA["l2"]
 #: `check_prediction` hint: reading PSP's far smaller <z^2> as far smaller weights.
 SMALLEST_WEIGHTS_HINTS = (
     (lambda run: "psp", "PSP has the smallest <z^2> in layer 2, by far; is z small because the "
-     "weights are small, or because of where they point? Look at both panels."),
+     "weights are small, or because of where they point"),
+    (lambda run: "none", "no penalty pulls the unregularized run's weights toward 0, and both "
+     "others are pulled: one on every weight, one only through the z they make"),
 )
 #: The likely slip in notebook 01's Exercise 4 (which layer's weights a thirty times weaker PSP
 #: shrinks most), as a `check_prediction` hint: section 1's ranking, where the reach-back rules.
@@ -91,6 +93,13 @@ def ratios_to_unregularized(runs: dict[str, TrainedLayers], regularizer: str
 def smallest_weights(runs: dict[str, TrainedLayers], layer: int) -> str:
     """The run ('none', 'l2' or 'psp') whose weights in `layer` (from 1) have the smallest RMS."""
     return min(runs.values(), key=lambda run: run.weight_rms[layer - 1]).regularizer
+
+
+def weights_line(runs: dict[str, TrainedLayers], layer: int) -> str:
+    """One line: each run's weight RMS in `layer` (from 1), the numbers behind a bar chart."""
+    parts = ", ".join(f"{run.regularizer} {run.weight_rms[layer - 1]:.3f}"
+                      for run in runs.values())
+    return f"layer {layer}'s weight RMS: {parts}"
 
 
 def plot_none_l2_psp(runs: dict[str, TrainedLayers]) -> Figure:
