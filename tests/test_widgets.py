@@ -8,6 +8,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import nbformat
 import numpy as np
@@ -515,3 +516,33 @@ def test_only_a_scaled_layout_styles_its_controls(result):
     css = projector.children[0].value
     assert f".{CONTROLS_CLASS} {{" in css and "--jp-widgets-font-size: 20px;" in css
     assert "--jp-widgets-inline-height: 42px;" in css  # 28 px x 1.5
+
+
+@LAYOUTS
+def test_epoch_panels_band_the_chosen_runs_seeds(seeded, layout):
+    """Around the first seed's thick curves, the test-error and <z^2> panels fill the min-max
+    over the chosen run's seeds at every epoch, in its colour; a one-seed sweep draws none. The
+    titles say so, and the picture stays free of overlapping text."""
+    fig = ExplorerFigure(seeded, layout=layout)
+    for state in (ExplorerState("psp", 1e-1, 5), ExplorerState("l2", 1e-2, 2)):
+        fig.png(state)
+        seeds = seeded.histories(state.regularizer, state.lam)
+        for band, curves in ((fig.err_band, [s.test_error for s in seeds]),
+                             (fig.z2_band, [s.z2 for s in seeds])):
+            xy = band.get_paths()[0].vertices
+            values = np.array(curves)
+            for epoch in range(1, 6):
+                at = xy[np.isclose(xy[:, 0], epoch), 1]
+                assert at.min() == pytest.approx(values[:, epoch - 1].min())
+                assert at.max() == pytest.approx(values[:, epoch - 1].max())
+            assert np.allclose(band.get_facecolor()[0][:3],
+                               matplotlib.colors.to_rgb(COLORS[state.regularizer]))
+    assert "band: 3 seeds" in fig.ax_err.get_title() and "band: 3 seeds" in fig.ax_z2.get_title()
+    fig.canvas.draw()
+    assert not overlapping_texts(fig.figure)
+
+
+def test_a_one_seed_sweep_draws_no_epoch_band(explorer):
+    explorer.png(ExplorerState("psp", 1e-3, 2))
+    assert not explorer.err_band.get_paths() and not explorer.z2_band.get_paths()
+    assert explorer.ax_err.get_title().endswith(", 1 seed")

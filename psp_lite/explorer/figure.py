@@ -24,6 +24,7 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from psp_lite.explorer.activity import learning_cutoff
+from psp_lite.explorer.bands import seed_band, set_seed_band
 from psp_lite.explorer.layout import SCREEN, Layout, place_panels
 from psp_lite.explorer.state import DrawRecord, ExplorerState, format_lambda
 from psp_lite.regularizers import WITH_LAMBDA, short_name
@@ -146,6 +147,7 @@ class ExplorerFigure:
         # dynamic artists: redrawn on every change
         (self.err_hl,) = self.ax_err.plot([], [], lw=3.0, zorder=4)
         (self.z2_hl,) = self.ax_z2.plot([], [], lw=3.0, zorder=4)
+        self.err_band, self.z2_band = seed_band(self.ax_err), seed_band(self.ax_z2)
         self.err_marker = self.ax_err.axvline(1, color="k", lw=0.8, alpha=0.5)
         self.z2_marker = self.ax_z2.axvline(1, color="k", lw=0.8, alpha=0.5)
         (self.err_dot,) = self.ax_err.plot([], [], "o", color="k", ms=5, zorder=5)
@@ -157,9 +159,10 @@ class ExplorerFigure:
             va="top", fontsize=pt(9), zorder=6,
             bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="0.5", alpha=0.9))
         self.ax_err.set(xlabel="epoch", ylabel="test error [%]")
-        self.ax_err.set_title("test error vs epoch, first seed", fontsize=pt(10))
+        seeds = f" (band: {self.result.seeds} seeds)" if self.result.seeds > 1 else ", 1 seed"
+        self.ax_err.set_title(f"test error vs epoch{seeds}", fontsize=pt(10))
         self.ax_z2.set(xlabel="epoch", yscale="log")  # the title names it: no label to crowd
-        self.ax_z2.set_title("<z²> vs epoch, first seed", fontsize=pt(10))
+        self.ax_z2.set_title(f"<z²> vs epoch{seeds}", fontsize=pt(10))
         # plain numbers ("0.3"), not "3×10⁻¹" (which crowds a narrow panel)
         plain_log_labels(self.ax_z2.yaxis, self.layout.z2_ticks)
         for ax in (self.ax_err, self.ax_z2):
@@ -213,9 +216,9 @@ class ExplorerFigure:
         self.hist_title = fig.text(0.5, panels.weights_title_y, "", ha="center",
                                    fontsize=pt(10))
         self.suptitle = fig.text(0.5, 0.985, "", ha="center", va="top", fontsize=pt(12))
-        self.dynamic = [self.err_hl, self.z2_hl, self.err_marker, self.z2_marker, self.err_dot,
-                        self.z2_dot, self.err_off, *self.u_dots.values(), *self.hist_base,
-                        *self.hist_run,
+        self.dynamic = [self.err_band, self.z2_band, self.err_hl, self.z2_hl, self.err_marker,
+                        self.z2_marker, self.err_dot, self.z2_dot, self.err_off,
+                        *self.u_dots.values(), *self.hist_base, *self.hist_run,
                         self.hist_title, self.suptitle]
         self._static_reg: str | None = None
         self._backgrounds: dict[str, Any] = {}
@@ -223,16 +226,16 @@ class ExplorerFigure:
     def _legend(self) -> None:
         """One legend for every panel, in a strip below them: never over the data."""
         n = self.result.seeds
-        band = f"band: min-max over {n} seeds" if n > 1 else "1 seed (no band)"
+        band = f"bands: min-max over {n} seeds" if n > 1 else "1 seed (no band)"
         late = self.result.late_window()
         handles = [Line2D([], [], color=COLORS["psp"], lw=2, label=LABELS["psp"]),
                    Line2D([], [], color=COLORS["l2"], lw=2, label=LABELS["l2"]),
                    Line2D([], [], color=COLORS["none"], lw=1.5, ls="--", label=LABELS["none"]),
                    Line2D([], [], color="k", lw=3, marker="o", mfc="none", ms=8,
-                          label="thick line / circle: the chosen run"),
+                          label="thick line / circle: the chosen run (first seed)"),
                    Line2D([], [], color="0.5", lw=1.0, alpha=0.5,
                           label="thin lines: its other λ"),
-                   Patch(color="0.6", alpha=0.5, label=f"λ panels: {late}, mean, {band}"),
+                   Patch(color="0.6", alpha=0.5, label=f"{band}; λ panels: {late}, mean"),
                    Line2D([], [], color="0.3", ls=":", lw=1.3, label="the paper's λ"),
                    Line2D([], [], color="0.3", marker="X", ls="none", ms=8,
                           label="diverged (loss NaN)"),
@@ -336,6 +339,9 @@ class ExplorerFigure:
         for line, ys in ((self.err_hl, h.test_error), (self.z2_hl, h.z2)):
             line.set_data(epochs, ys)
             line.set_color(color)
+        seeds = self.result.histories(*key)
+        set_seed_band(self.err_band, [s.test_error for s in seeds], color)
+        set_seed_band(self.z2_band, [s.z2 for s in seeds], color)
         for line in (self.err_marker, self.z2_marker):
             line.set_xdata([e, e])
         self.err_dot.set_data([e], [err])
