@@ -145,7 +145,7 @@ def test_exercise_layout(path: Path) -> None:
 #: Per notebook, for each check cell in order: (variable, planted wrong answer, what the check
 #: must then say). The wrong answers are evaluated in the notebook's namespace after the run.
 PLANTED = {
-    "01": [("prediction_1", "'psp'", "because the weights are small, or because of where"),
+    "01": [("prediction_1", "'psp'", "because the weights are small or because of where"),
            ("prediction_2", "1", "one weight layer deep"),
            ("prediction_3", "2", "exponent of z_2 itself"),
            ("prediction_4", "1", "fewest neurons and the largest z")],

@@ -21,8 +21,8 @@ PAPER_PSP_LAMBDA, PAPER_L2_LAMBDA = PAPER_LAMBDA["psp"], PAPER_LAMBDA["l2"]
 #: The likely slip in notebook 01's Exercise 1 (which run has layer 2's smallest weights), as a
 #: `check_prediction` hint: reading PSP's far smaller <z^2> as far smaller weights.
 SMALLEST_WEIGHTS_HINTS = (
-    (lambda run: "psp", "PSP has the smallest <z^2> in layer 2, by far; is z small because the "
-     "weights are small, or because of where they point"),
+    (lambda run: "psp", "PSP has by far the smallest <z^2> in layer 2, but z can be small "
+     "because the weights are small or because of where they point: compare both panels"),
     (lambda run: "none", "no penalty pulls the unregularized run's weights toward 0, and both "
      "others are pulled: one on every weight, one only through the z they make"),
 )
