@@ -28,7 +28,7 @@ MODEL_SENTENCE = (
     "also pulled by the penalty of every later layer, whose potentials they feed (the paper's "
     "reason: non-locality, Eq. 14), and a weight's own pull scales with the input it "
     "multiplies, so a weight whose input is always 0 is not pulled at all, however large it is "
-    "(ours: weight decay weighted by the data).")
+    "(ours, reading the paper's Eq. 12 split: weight decay weighted by the data).")
 
 
 @dataclass(frozen=True)
